@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make book` builds the site, `make test` runs every check.
+# Each sets up .venv on first use, so a fresh clone needs nothing else but Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Progress bars are for people at a keyboard; the site and nbval get none (timings differ per run).
+QUIET := TQDM_DISABLE=1 PYTHONHASHSEED=0
+
+.PHONY: book test unit nbval lint format bench clean clean-cache
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## book: execute every chapter (cached) and render the site into _build/html
+book: $(STAMP)
+	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+## test: build the book, then lrtools unit and parity tests and nbval on every executed chapter
+test: book
+	$(QUIET) $(BIN)/python -m pytest tests _build/jupyter_execute/chapters \
+		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+## unit: lrtools tests only (no book build)
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check lrtools tests benchmarks
+	$(BIN)/ruff format --check lrtools tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format lrtools tests benchmarks
+	$(BIN)/ruff check --fix lrtools tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/keras_fit.py
+
+## clean: remove the site and the execution cache (next `make book` re-runs every chapter)
+clean:
+	rm -rf _build

@@ -1,0 +1,90 @@
+"""The three-class blobs problem of the original study, and the shuffling both frameworks share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrtools import _checks
+
+N_CLASSES = 3
+
+
+@dataclass(frozen=True)
+class BlobsSplit:
+    """Train and test halves of the blobs problem.
+
+    ``x_*`` are float arrays of shape (n, 2); ``y_*`` are integer class labels of shape (n,).
+    Keras's categorical cross-entropy wants one-hot targets: see :func:`one_hot`.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int = N_CLASSES
+
+    def astype(self, dtype) -> BlobsSplit:
+        """The same split with features cast to ``dtype`` (labels stay integers)."""
+        return BlobsSplit(
+            self.x_train.astype(dtype), self.y_train, self.x_test.astype(dtype), self.y_test,
+            self.n_classes,
+        )
+
+
+def make_blobs_split(n_train: int = 500, dtype="float32") -> BlobsSplit:
+    """The original study's data: ``make_blobs(1000, centers=3, n_features=2, cluster_std=2,
+    random_state=2)``, the first ``n_train`` samples for training and the rest for testing.
+
+    Parameters
+    ----------
+    n_train : int
+        Number of samples (of 1000) in the training half; the study uses 500.
+    dtype : numpy dtype
+        Dtype of the features: float32 for training, float64 for exact comparisons.
+    """
+    from sklearn.datasets import make_blobs
+
+    n_train = _checks.positive_int("n_train", n_train)
+    if n_train >= 1000:
+        raise ValueError(f"n_train must be between 1 and 999 (1000 samples), got {n_train}")
+    x, y = make_blobs(n_samples=1000, centers=N_CLASSES, n_features=2, cluster_std=2,
+                      random_state=2)
+    x = x.astype(dtype)
+    y = y.astype(np.int64)
+    return BlobsSplit(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def one_hot(labels: np.ndarray, n_classes: int = N_CLASSES, dtype="float32") -> np.ndarray:
+    """One-hot encode integer ``labels`` (like ``keras.utils.to_categorical``)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be a 1-D array of integers in [0, {n_classes}), got {labels!r}")
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
+def epoch_permutations(n: int, epochs: int, seed: int) -> np.ndarray:
+    """The order in which each epoch visits the ``n`` training samples.
+
+    Both frameworks' training loops take their mini-batches from these permutations, so a Keras
+    run and a PyTorch run with the same ``seed`` see identical batches in identical order.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (epochs, n)
+        Row ``e`` is the sample order of epoch ``e`` (0-based).
+    """
+    n = _checks.positive_int("n", n)
+    epochs = _checks.positive_int("epochs", epochs)
+    seed = _checks.non_negative_int("seed", seed)
+    # A stream separate from weight initialisation, which also derives from ``seed``.
+    rng = np.random.default_rng([seed, 1])
+    return np.stack([rng.permutation(n) for _ in range(epochs)])
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Number of mini-batches per epoch; the last one is smaller when ``batch_size`` doesn't divide n."""
+    n = _checks.positive_int("n", n)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    return -(-n // batch_size)

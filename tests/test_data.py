@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from lrtools import data
+
+
+def test_split_is_the_original_studys_first_500_and_last_500():
+    x, y = make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)
+    split = data.make_blobs_split(dtype="float64")
+    np.testing.assert_array_equal(split.x_train, x[:500])
+    np.testing.assert_array_equal(split.x_test, x[500:])
+    np.testing.assert_array_equal(split.y_train, y[:500])
+    np.testing.assert_array_equal(split.y_test, y[500:])
+    assert split.x_train.dtype == np.float64 and split.y_train.dtype == np.int64
+
+
+def test_split_default_dtype_and_class_balance():
+    split = data.make_blobs_split()
+    assert split.x_train.shape == (500, 2) and split.x_train.dtype == np.float32
+    assert set(np.unique(split.y_train)) == {0, 1, 2}
+    assert split.astype("float64").x_test.dtype == np.float64
+
+
+@pytest.mark.parametrize("n_train", [0, -5, 1000, 2.5])
+def test_split_rejects_bad_n_train(n_train):
+    with pytest.raises(ValueError, match="n_train"):
+        data.make_blobs_split(n_train=n_train)
+
+
+def test_one_hot_matches_eye_rows():
+    np.testing.assert_array_equal(data.one_hot(np.array([2, 0])), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match="labels"):
+        data.one_hot(np.array([0, 3]))
+
+
+def test_epoch_permutations_are_permutations_seeded_and_distinct():
+    orders = data.epoch_permutations(500, 4, seed=7)
+    assert orders.shape == (4, 500)
+    for row in orders:
+        np.testing.assert_array_equal(np.sort(row), np.arange(500))
+    assert not np.array_equal(orders[0], orders[1])
+    np.testing.assert_array_equal(orders, data.epoch_permutations(500, 4, seed=7))
+    assert not np.array_equal(orders, data.epoch_permutations(500, 4, seed=8))
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"n": 0, "epochs": 1, "seed": 0}, "n"),
+    ({"n": 5, "epochs": 0, "seed": 0}, "epochs"),
+    ({"n": 5, "epochs": 1, "seed": -1}, "seed"),
+])
+def test_epoch_permutations_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        data.epoch_permutations(**kwargs)
+
+
+def test_steps_per_epoch_counts_the_short_last_batch():
+    assert data.steps_per_epoch(500, 32) == 16
+    assert data.steps_per_epoch(512, 32) == 16
+    with pytest.raises(ValueError, match="batch_size"):
+        data.steps_per_epoch(500, 0)
