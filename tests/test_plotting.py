@@ -1,0 +1,62 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lrtools import data, experiments, plotting  # noqa: E402
+
+
+def train(lr, seed):
+    """Fake runs: lr 1.0 diverges at epoch 3 for seed 1; the others learn smoothly."""
+    acc = [0.4 + 0.1 * e + 0.01 * seed for e in range(5)]
+    loss = [1.0 / (e + 1) for e in range(5)]
+    if lr == 1.0 and seed == 1:
+        loss[2:] = [math.nan] * 3
+        acc[2:] = [math.nan] * 3
+    return {"loss": loss, "accuracy": acc, "val_loss": loss, "val_accuracy": acc}
+
+
+@pytest.fixture
+def frame():
+    return experiments.run_grid(train, {"lr": [1.0, 0.1, 0.01]}, seeds=[0, 1])
+
+
+def test_plot_blobs_draws_one_collection_per_class():
+    split = data.make_blobs_split()
+    _, ax = plt.subplots()
+    assert plotting.plot_blobs(ax, split.x_train, split.y_train, title="t") is ax
+    assert len(ax.collections) == 3 and ax.get_xlabel() == "feature 1"
+    plt.close("all")
+
+
+def test_curve_grid_draws_every_panel_and_flags_divergence(frame):
+    axes = plotting.plot_curve_grid(frame, panel="lr", ncols=2)
+    flat = axes.ravel()
+    assert [ax.get_title() for ax in flat[:3]] == ["lr = 1", "lr = 0.1", "lr = 0.01"]
+    assert not flat[3].get_visible()
+    texts = [t.get_text() for t in flat[0].texts]
+    assert texts == ["diverged: 1 of 2 seeds\n(first at epoch 3)"]
+    assert len(flat[1].texts) == 0
+    # Mean over the seeds still alive: epoch 5 of lr=1 is seed 0 alone.
+    train_line = flat[0].lines[0]
+    assert train_line.get_ydata()[-1] == pytest.approx(0.8)
+    assert flat[0].get_legend() is not None
+    plt.close("all")
+
+
+def test_curve_grid_rejects_an_unknown_panel_column(frame):
+    with pytest.raises(ValueError, match="panel"):
+        plotting.plot_curve_grid(frame, panel="momentum")
+
+
+def test_band_leaves_epochs_blank_when_every_seed_diverged(frame):
+    all_dead = frame.copy()
+    all_dead.loc[all_dead.epoch >= 4, ["accuracy", "loss"]] = np.nan
+    _, ax = plt.subplots()
+    plotting.plot_seed_band(ax, all_dead[all_dead.lr == 0.1], "accuracy", label="x", color="k")
+    assert np.isnan(ax.lines[0].get_ydata()[3:]).all()
+    plt.close("all")
