@@ -20,8 +20,8 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 
-## test: build the book, then lrtools unit and parity tests and nbval on every executed chapter
-test: book
+## test: build the book, lint, then lrtools unit and parity tests and nbval on every chapter
+test: book lint
 	$(QUIET) $(BIN)/python -m pytest tests _build/jupyter_execute/chapters \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -29,13 +29,15 @@ test: book
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+LINTED := lrtools tests benchmarks conftest.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check lrtools tests benchmarks
-	$(BIN)/ruff format --check lrtools tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: $(STAMP)
-	$(BIN)/ruff format lrtools tests benchmarks
-	$(BIN)/ruff check --fix lrtools tests benchmarks
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keras_fit.py

@@ -1,4 +1,4 @@
-"""The three-class blobs problem of the original study, and the shuffling both frameworks share."""
+"""The blobs problem of the original study, and the shuffling both frameworks share."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ N_CLASSES = 3
 class BlobsSplit:
     """Train and test halves of the blobs problem.
 
-    ``x_*`` are float arrays of shape (n, 2); ``y_*`` are integer class labels of shape (n,).
-    Keras's categorical cross-entropy wants one-hot targets: see :func:`one_hot`.
+    ``x_*`` are float arrays of shape (n, 2); ``y_*`` are integer class labels
+    of shape (n,). Keras's categorical cross-entropy wants one-hot targets: see
+    :func:`one_hot`.
     """
 
     x_train: np.ndarray
@@ -28,47 +29,96 @@ class BlobsSplit:
     def astype(self, dtype) -> BlobsSplit:
         """The same split with features cast to ``dtype`` (labels stay integers)."""
         return BlobsSplit(
-            self.x_train.astype(dtype), self.y_train, self.x_test.astype(dtype), self.y_test,
+            self.x_train.astype(dtype),
+            self.y_train,
+            self.x_test.astype(dtype),
+            self.y_test,
             self.n_classes,
         )
 
 
+def _make_blobs(**options):
+    from sklearn.datasets import make_blobs
+
+    return make_blobs(
+        n_samples=1000,
+        centers=N_CLASSES,
+        n_features=2,
+        cluster_std=2,
+        random_state=2,
+        **options,
+    )
+
+
 def make_blobs_split(n_train: int = 500, dtype="float32") -> BlobsSplit:
-    """The original study's data: ``make_blobs(1000, centers=3, n_features=2, cluster_std=2,
-    random_state=2)``, the first ``n_train`` samples for training and the rest for testing.
+    """The original study's data, split into a training and a test half.
+
+    ``make_blobs(1000, centers=3, n_features=2, cluster_std=2, random_state=2)``:
+    the first ``n_train`` samples for training and the rest for testing.
 
     Parameters
     ----------
     n_train : int
         Number of samples (of 1000) in the training half; the study uses 500.
     dtype : numpy dtype
-        Dtype of the features: float32 for training, float64 for exact comparisons.
+        Dtype of the features: float32 for training, float64 for exact
+        comparisons.
     """
-    from sklearn.datasets import make_blobs
-
     n_train = _checks.positive_int("n_train", n_train)
     if n_train >= 1000:
-        raise ValueError(f"n_train must be between 1 and 999 (1000 samples), got {n_train}")
-    x, y = make_blobs(n_samples=1000, centers=N_CLASSES, n_features=2, cluster_std=2,
-                      random_state=2)
+        raise ValueError(
+            f"n_train must be between 1 and 999 (1000 samples), got {n_train}"
+        )
+    x, y = _make_blobs()
     x = x.astype(dtype)
     y = y.astype(np.int64)
     return BlobsSplit(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
-def one_hot(labels: np.ndarray, n_classes: int = N_CLASSES, dtype="float32") -> np.ndarray:
+def blob_centres() -> np.ndarray:
+    """The true centres (3, 2) from which :func:`make_blobs_split` draws its points."""
+    return _make_blobs(return_centers=True)[2]
+
+
+def nearest_centre_accuracy(x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the rule "the class of the nearest true centre" on ``x``, ``y``.
+
+    The blobs are isotropic Gaussians with equal spread and near-equal class
+    sizes, so this rule is the Bayes-optimal classifier: the ceiling a trained
+    network can hope to reach on average.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),):
+        raise ValueError(
+            f"x must have shape (n, 2) and y shape (n,), got {x.shape} and {y.shape}"
+        )
+    distances = np.linalg.norm(x[:, None, :] - blob_centres()[None, :, :], axis=2)
+    return float(np.mean(distances.argmin(axis=1) == y))
+
+
+def one_hot(
+    labels: np.ndarray, n_classes: int = N_CLASSES, dtype="float32"
+) -> np.ndarray:
     """One-hot encode integer ``labels`` (like ``keras.utils.to_categorical``)."""
     labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"labels must be a 1-D array of integers in [0, {n_classes}), got {labels!r}")
+    if (
+        labels.ndim != 1
+        or labels.size
+        and (labels.min() < 0 or labels.max() >= n_classes)
+    ):
+        raise ValueError(
+            f"labels must be a 1-D array of integers in [0, {n_classes}), "
+            f"got {labels!r}"
+        )
     return np.eye(n_classes, dtype=dtype)[labels]
 
 
 def epoch_permutations(n: int, epochs: int, seed: int) -> np.ndarray:
     """The order in which each epoch visits the ``n`` training samples.
 
-    Both frameworks' training loops take their mini-batches from these permutations, so a Keras
-    run and a PyTorch run with the same ``seed`` see identical batches in identical order.
+    Both frameworks' training loops take their mini-batches from these
+    permutations, so a Keras run and a PyTorch run with the same ``seed`` see
+    identical batches in identical order.
 
     Returns
     -------
@@ -84,7 +134,7 @@ def epoch_permutations(n: int, epochs: int, seed: int) -> np.ndarray:
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Number of mini-batches per epoch; the last one is smaller when ``batch_size`` doesn't divide n."""
+    """Mini-batches per epoch (the last is short if ``batch_size`` doesn't divide n)."""
     n = _checks.positive_int("n", n)
     batch_size = _checks.positive_int("batch_size", batch_size)
     return -(-n // batch_size)

@@ -1,4 +1,4 @@
-"""Figures of the book. Every function draws on an ``ax`` (or array of axes) and returns it."""
+"""Figures of the book. Every function draws on an ``ax`` (or axes) and returns it."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ def plot_blobs(ax, x: np.ndarray, y: np.ndarray, *, title: str | None = None):
     """Scatter the two features of ``x``, one colour per class label in ``y``."""
     for label in np.unique(y):
         points = x[y == label]
-        ax.scatter(points[:, 0], points[:, 1], s=10, alpha=0.7,
-                   color=CLASS_COLORS[int(label) % len(CLASS_COLORS)], label=f"class {label}")
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            s=10,
+            alpha=0.7,
+            color=CLASS_COLORS[int(label) % len(CLASS_COLORS)],
+            label=f"class {label}",
+        )
     ax.set_xlabel("feature 1")
     ax.set_ylabel("feature 2")
     ax.legend(loc="best", markerscale=2)
@@ -28,15 +34,17 @@ def plot_blobs(ax, x: np.ndarray, y: np.ndarray, *, title: str | None = None):
 
 def _seed_matrix(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Epochs and an (epochs, seeds) array of ``column`` for one setting."""
-    table = frame.pivot_table(index="epoch", columns="seed", values=column, dropna=False)
+    table = frame.pivot_table(
+        index="epoch", columns="seed", values=column, dropna=False
+    )
     return table.index.to_numpy(), table.to_numpy(dtype=float)
 
 
 def plot_seed_band(ax, frame: pd.DataFrame, column: str, *, label: str, color: str):
     """Mean over seeds of ``column`` by epoch, with the min-max range over seeds shaded.
 
-    Epochs after a seed diverged (NaN) leave that seed out; epochs where every seed diverged
-    are left blank, not drawn as zero.
+    Epochs after a seed diverged (NaN) leave that seed out; epochs where every
+    seed diverged are left blank, not drawn as zero.
     """
     epochs, values = _seed_matrix(frame, column)
     alive = np.isfinite(values).any(axis=1)
@@ -52,27 +60,52 @@ def plot_seed_band(ax, frame: pd.DataFrame, column: str, *, label: str, color: s
 
 
 def diverged_seeds(frame: pd.DataFrame) -> dict[int, int]:
-    """Map each seed whose loss stopped being finite to the first such (1-based) epoch."""
+    """Map each diverged seed (loss not finite) to its first such epoch (from 1)."""
     bad = frame[~np.isfinite(frame["loss"].to_numpy(dtype=float))]
     return bad.groupby("seed")["epoch"].min().to_dict()
 
 
-def plot_learning_curves(ax, frame: pd.DataFrame, *, metric: str = "accuracy",
-                         title: str | None = None):
-    """Train and test ``metric`` by epoch for one setting: mean over seeds, min-max band.
+def plot_learning_curves(
+    ax,
+    frame: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    title: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "reference",
+):
+    """Train and test ``metric`` by epoch for one setting: seed mean and min-max band.
 
-    A run whose loss became NaN or infinite is reported in the panel as diverged, so a diverged
-    setting never shows as a blank or misleading panel.
+    A run whose loss became NaN or infinite is reported in the panel as
+    diverged, so a diverged setting never shows as a blank or misleading panel.
+    ``reference`` draws a dashed horizontal line (e.g. the best accuracy any
+    classifier can expect).
     """
     plot_seed_band(ax, frame, metric, label="train", color=TRAIN_COLOR)
     plot_seed_band(ax, frame, f"val_{metric}", label="test", color=TEST_COLOR)
+    if reference is not None:
+        ax.axhline(
+            reference,
+            color="black",
+            linestyle="--",
+            linewidth=0.8,
+            label=reference_label,
+        )
     diverged = diverged_seeds(frame)
     if diverged:
         n_seeds = frame["seed"].nunique()
-        ax.text(0.5, 0.5, f"diverged: {len(diverged)} of {n_seeds} seeds\n"
-                f"(first at epoch {min(diverged.values())})", transform=ax.transAxes,
-                ha="center", va="center", color="tab:red", fontsize=9,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "tab:red"})
+        ax.text(
+            0.5,
+            0.5,
+            f"diverged: {len(diverged)} of {n_seeds} seeds\n"
+            f"(first at epoch {min(diverged.values())})",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="tab:red",
+            fontsize=9,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "tab:red"},
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     if title:
@@ -80,28 +113,55 @@ def plot_learning_curves(ax, frame: pd.DataFrame, *, metric: str = "accuracy",
     return ax
 
 
-def plot_curve_grid(frame: pd.DataFrame, *, panel: str, metric: str = "accuracy",
-                    ncols: int = 4, axes=None, panel_format: str = "{name} = {value:g}"):
-    """One :func:`plot_learning_curves` panel per value of column ``panel``, sharing both axes.
+def plot_curve_grid(
+    frame: pd.DataFrame,
+    *,
+    panel: str,
+    metric: str = "accuracy",
+    ncols: int = 4,
+    axes=None,
+    panel_format: str = "{name} = {value:g}",
+    reference: float | None = None,
+    reference_label: str = "reference",
+):
+    """One :func:`plot_learning_curves` panel per value of column ``panel``.
 
-    Returns the array of axes (creating a figure when ``axes`` is None). Only the outer panels
-    carry axis labels; the first panel carries the legend.
+    Returns the array of axes (creating a figure when ``axes`` is None). Only
+    the outer panels carry axis labels; the first panel carries the legend.
+    ``reference`` and ``reference_label`` are passed to every panel.
     """
     if panel not in frame.columns:
-        raise ValueError(f"panel must be a column of frame ({', '.join(frame.columns)}), "
-                         f"got {panel!r}")
+        raise ValueError(
+            f"panel must be a column of frame ({', '.join(frame.columns)}), "
+            f"got {panel!r}"
+        )
     values = list(dict.fromkeys(frame[panel]))
     nrows = math.ceil(len(values) / ncols)
     if axes is None:
-        _, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows), sharex=True,
-                               sharey=True, squeeze=False, layout="constrained")
+        _, axes = plt.subplots(
+            nrows,
+            ncols,
+            figsize=(3.2 * ncols, 2.5 * nrows),
+            sharex=True,
+            sharey=True,
+            squeeze=False,
+            layout="constrained",
+        )
     flat = np.asarray(axes).ravel()
     if len(flat) < len(values):
-        raise ValueError(f"axes must hold at least {len(values)} panels, got {len(flat)}")
+        raise ValueError(
+            f"axes must hold at least {len(values)} panels, got {len(flat)}"
+        )
     for ax, value in zip(flat, values, strict=False):
-        plot_learning_curves(ax, frame[frame[panel] == value], metric=metric,
-                             title=panel_format.format(name=panel, value=value))
-    for ax in flat[len(values):]:
+        plot_learning_curves(
+            ax,
+            frame[frame[panel] == value],
+            metric=metric,
+            title=panel_format.format(name=panel, value=value),
+            reference=reference,
+            reference_label=reference_label,
+        )
+    for ax in flat[len(values) :]:
         ax.set_visible(False)
     for i, ax in enumerate(flat[: len(values)]):
         if i % ncols:

@@ -13,9 +13,10 @@ from lrtools import _checks
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global RNG, and PyTorch and Keras if imported.
 
-    Frameworks that are not imported yet are left alone, so that calling this never pays for
-    importing TensorFlow. lrtools' own model builders and training loops take explicit seeds
-    and do not depend on this global state; use it for code of your own.
+    Frameworks that are not imported yet are left alone, so that calling this
+    never pays for importing TensorFlow. lrtools' own model builders and
+    training loops take explicit seeds and do not depend on this global state;
+    use it for code of your own.
 
     Parameters
     ----------
@@ -24,7 +25,7 @@ def seed_everything(seed: int) -> None:
     """
     seed = _checks.non_negative_int("seed", seed)
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the global RNG user code reaches)
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
     if "keras" in sys.modules:

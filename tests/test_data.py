@@ -6,7 +6,9 @@ from lrtools import data
 
 
 def test_split_is_the_original_studys_first_500_and_last_500():
-    x, y = make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)
+    x, y = make_blobs(
+        n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2
+    )
     split = data.make_blobs_split(dtype="float64")
     np.testing.assert_array_equal(split.x_train, x[:500])
     np.testing.assert_array_equal(split.x_test, x[500:])
@@ -29,7 +31,9 @@ def test_split_rejects_bad_n_train(n_train):
 
 
 def test_one_hot_matches_eye_rows():
-    np.testing.assert_array_equal(data.one_hot(np.array([2, 0])), [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(
+        data.one_hot(np.array([2, 0])), [[0, 0, 1], [1, 0, 0]]
+    )
     with pytest.raises(ValueError, match="labels"):
         data.one_hot(np.array([0, 3]))
 
@@ -44,11 +48,14 @@ def test_epoch_permutations_are_permutations_seeded_and_distinct():
     assert not np.array_equal(orders, data.epoch_permutations(500, 4, seed=8))
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"n": 0, "epochs": 1, "seed": 0}, "n"),
-    ({"n": 5, "epochs": 0, "seed": 0}, "epochs"),
-    ({"n": 5, "epochs": 1, "seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n": 0, "epochs": 1, "seed": 0}, "n"),
+        ({"n": 5, "epochs": 0, "seed": 0}, "epochs"),
+        ({"n": 5, "epochs": 1, "seed": -1}, "seed"),
+    ],
+)
 def test_epoch_permutations_rejects_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
         data.epoch_permutations(**kwargs)
@@ -59,3 +66,16 @@ def test_steps_per_epoch_counts_the_short_last_batch():
     assert data.steps_per_epoch(512, 32) == 16
     with pytest.raises(ValueError, match="batch_size"):
         data.steps_per_epoch(500, 0)
+
+
+def test_nearest_centre_rule_is_the_closest_centre_by_brute_force():
+    split = data.make_blobs_split(dtype="float64")
+    centres = data.blob_centres()
+    assert centres.shape == (3, 2)
+    x, y = split.x_test, split.y_test
+    by_hand = [np.argmin([np.hypot(*(point - c)) for c in centres]) for point in x]
+    assert data.nearest_centre_accuracy(x, y) == np.mean(np.array(by_hand) == y)
+    # Overlapping clusters: well above chance, well below perfect.
+    assert 0.75 < data.nearest_centre_accuracy(x, y) < 0.9
+    with pytest.raises(ValueError, match="shape"):
+        data.nearest_centre_accuracy(x[:, :1], y)

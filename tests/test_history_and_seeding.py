@@ -23,14 +23,19 @@ def test_diverged_epoch():
 
 def test_seed_everything_makes_numpy_reproducible():
     lrtools.seed_everything(3)
-    a = np.random.rand(3)
+    a = np.random.rand(3)  # noqa: NPY002
     lrtools.seed_everything(3)
-    np.testing.assert_array_equal(a, np.random.rand(3))
+    np.testing.assert_array_equal(a, np.random.rand(3))  # noqa: NPY002
     with pytest.raises(ValueError, match="seed"):
         lrtools.seed_everything(-1)
 
 
 def test_importing_lrtools_imports_no_framework():
-    code = "import sys, lrtools, lrtools.data; print('torch' in sys.modules, 'tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, lrtools, lrtools.data\n"
+        "print('torch' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["False", "False"]

@@ -16,14 +16,20 @@ def split():
 
 
 def compiled(model, optimizer):
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=16)
+    model.compile(
+        optimizer=optimizer,
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=16,
+    )
     return model
 
 
 def test_importing_keras_tools_prints_nothing_on_stderr():
     code = "import lrtools.keras_tools as kt; kt.build_mlp(seed=0)(kt.np.zeros((1, 2)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stderr == ""
 
 
@@ -48,16 +54,24 @@ def test_build_mlp_seed_controls_weights():
 def test_fit_returns_a_full_history_with_the_learning_rate(split):
     model = compiled(kt.build_mlp(seed=0), keras.optimizers.SGD(learning_rate=0.05))
     history = kt.fit(model, split, epochs=3, seed=0)
-    assert list(history) == ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
+    assert list(history) == [
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+    ]
     assert all(len(v) == 3 for v in history.values())
     assert history["learning_rate"] == pytest.approx([0.05] * 3)
     assert history["val_accuracy"][-1] == pytest.approx(
-        np.mean(model.predict(split.x_test, verbose=0).argmax(1) == split.y_test))
+        np.mean(model.predict(split.x_test, verbose=0).argmax(1) == split.y_test)
+    )
 
 
 def test_monitor_records_the_rate_the_epoch_used_before_plateau_cuts_it(split):
     model = compiled(kt.build_mlp(seed=0), keras.optimizers.SGD(learning_rate=0.1))
-    # min_delta so large that no epoch counts as an improvement: Keras cuts after `patience` epochs.
+    # min_delta so large that no epoch counts as an improvement:
+    # Keras cuts after `patience` epochs.
     plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=10.0)
     history = kt.fit(model, split, epochs=4, callbacks=[plateau])
     assert history["learning_rate"] == pytest.approx([0.1, 0.1, 0.05, 0.025])
@@ -70,10 +84,14 @@ def test_fit_records_a_diverging_run_as_nan_without_crashing(split):
     assert math.isnan(history["loss"][-1]) and math.isnan(history["val_accuracy"][-1])
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"epochs": 0}, "epochs"), ({"epochs": 2, "batch_size": -1}, "batch_size"),
-    ({"epochs": 1, "seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 2, "batch_size": -1}, "batch_size"),
+        ({"epochs": 1, "seed": -1}, "seed"),
+    ],
+)
 def test_fit_rejects_bad_input(split, kwargs, name):
     model = compiled(kt.build_mlp(seed=0), keras.optimizers.SGD(learning_rate=0.1))
     with pytest.raises(ValueError, match=name):
@@ -85,10 +103,15 @@ def test_fit_requires_a_compiled_model(split):
         kt.fit(kt.build_mlp(seed=0), split, epochs=1)
 
 
-@pytest.mark.parametrize(("name", "cls"), [
-    ("sgd", keras.optimizers.SGD), ("rmsprop", keras.optimizers.RMSprop),
-    ("adagrad", keras.optimizers.Adagrad), ("adam", keras.optimizers.Adam),
-])
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("sgd", keras.optimizers.SGD),
+        ("rmsprop", keras.optimizers.RMSprop),
+        ("adagrad", keras.optimizers.Adagrad),
+        ("adam", keras.optimizers.Adam),
+    ],
+)
 def test_make_optimizer_uses_the_given_rate(name, cls):
     optimizer = kt.make_optimizer(name, learning_rate=0.25)
     assert isinstance(optimizer, cls)

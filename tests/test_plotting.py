@@ -48,6 +48,17 @@ def test_curve_grid_draws_every_panel_and_flags_divergence(frame):
     plt.close("all")
 
 
+def test_curve_grid_draws_the_reference_line_in_every_panel(frame):
+    axes = plotting.plot_curve_grid(
+        frame, panel="lr", ncols=3, reference=0.84, reference_label="ceiling"
+    )
+    for ax in axes.ravel():
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [0.84, 0.84]
+    assert "ceiling" in [t.get_text() for t in axes.ravel()[0].get_legend().get_texts()]
+    plt.close("all")
+
+
 def test_curve_grid_rejects_an_unknown_panel_column(frame):
     with pytest.raises(ValueError, match="panel"):
         plotting.plot_curve_grid(frame, panel="momentum")
@@ -57,6 +68,8 @@ def test_band_leaves_epochs_blank_when_every_seed_diverged(frame):
     all_dead = frame.copy()
     all_dead.loc[all_dead.epoch >= 4, ["accuracy", "loss"]] = np.nan
     _, ax = plt.subplots()
-    plotting.plot_seed_band(ax, all_dead[all_dead.lr == 0.1], "accuracy", label="x", color="k")
+    plotting.plot_seed_band(
+        ax, all_dead[all_dead.lr == 0.1], "accuracy", label="x", color="k"
+    )
     assert np.isnan(ax.lines[0].get_ydata()[3:]).all()
     plt.close("all")
