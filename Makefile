@@ -39,8 +39,10 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
+## bench: timings against the naive approach, each in one process (a few minutes)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keras_fit.py
+	$(BIN)/python benchmarks/replicas.py
 
 ## clean: remove the site and the execution cache (next `make book` re-runs every chapter)
 clean:

@@ -1,0 +1,652 @@
+"""The tensor engine behind :mod:`lrtools.replicas`: R independent MLPs as batched
+operations.
+
+Private: :func:`lrtools.replicas.train` validates every argument and calls :func:`run`.
+
+Layout. Replica ``r`` has two parameter matrices with the bias folded in as an extra row
+(so one batched matmul computes ``x @ W + b`` and one computes both the kernel's and the
+bias's gradient):
+
+- ``A1[r]``, shape (n_in + 1, H): rows ``0..n_in-1`` are the hidden kernel (Keras
+  layout), the last row the hidden bias; the inputs carry a column of ones.
+- ``A2T[r]``, shape (C, H + 1): the output kernel transposed, the bias as last column;
+  the hidden activations carry a column of ones.
+
+The output layer works transposed (logits as (R, C, B)) because MKL's batched GEMM is
+several times slower for an output with 3 columns than for one with B columns. The
+backward pass is written by hand (softmax cross-entropy, ReLU through
+``threshold_backward``, as autograd does); every buffer is preallocated and filled with
+``out=`` so a step allocates almost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Config:
+    """Everything :func:`run` needs, validated and resolved by
+    :func:`lrtools.replicas.train`.
+
+    Per-replica values are float64 NumPy arrays of shape (R,) (bools and ints where
+    stated).
+    """
+
+    optimizer: str
+    semantics: str
+    epochs: int
+    batch_size: int
+    dtype: torch.dtype
+    learning_rate: np.ndarray
+    momentum: np.ndarray
+    nesterov: np.ndarray  # bool
+    rho: np.ndarray
+    epsilon: np.ndarray
+    beta_1: np.ndarray
+    beta_2: np.ndarray
+    initial_accumulator_value: np.ndarray
+    decay: np.ndarray  # 0: none
+    step_every: np.ndarray  # int, 0: none
+    step_factor: np.ndarray
+    plateau: np.ndarray  # bool
+    plateau_patience: np.ndarray  # int
+    plateau_factor: np.ndarray
+    plateau_min_delta: np.ndarray
+    plateau_cooldown: np.ndarray  # int
+    plateau_min_lr: np.ndarray
+    plateau_relative: np.ndarray  # bool (torch threshold_mode "rel")
+    plateau_eps: np.ndarray
+
+
+def f32(x):
+    """Round to float32 and back (Keras keeps its learning rate and some constants in
+    float32)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(torch.float32).to(x.dtype)
+    return np.asarray(x, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# Forward and backward
+# --------------------------------------------------------------------------------------
+
+
+class Buffers:
+    """Preallocated work tensors for one batch size."""
+
+    def __init__(self, R, B, n_in, H, C, dtype):
+        self.z = torch.empty(R, B, H, dtype=dtype)
+        self.hb = torch.ones(
+            R, B, H + 1, dtype=dtype
+        )  # last column stays 1 (output bias)
+        self.h = self.hb[:, :, :H]
+        self.dh = torch.empty(R, B, H, dtype=dtype)
+        self.logits = torch.empty(R, C, B, dtype=dtype)
+
+
+def forward_backward(A1, A2T, GA1, GA2T, xa, yT, buf):
+    """Gradients of the mean cross-entropy of one batch, for every replica.
+
+    Parameters
+    ----------
+    A1, A2T : tensors (R, n_in + 1, H) and (R, C, H + 1)
+        The parameters (see the module docstring).
+    GA1, GA2T : tensors like A1 and A2T
+        Receive the gradients.
+    xa : tensor (R, B, n_in + 1)
+        The batch's inputs with a column of ones.
+    yT : tensor (R, C, B)
+        One-hot targets, transposed.
+    buf : Buffers
+        Work space; ``buf.logits`` holds the batch's logits (R, C, B) afterwards,
+        measured before the update (as Keras and ``torch_tools.fit`` report the training
+        loss).
+    """
+    H = buf.h.shape[2]
+    torch.bmm(xa, A1, out=buf.z)
+    torch.clamp_min(buf.z, 0, out=buf.h)
+    torch.bmm(A2T, buf.hb.transpose(1, 2), out=buf.logits)
+    # d(mean CE)/d logits = (softmax - onehot) / B
+    g = torch.softmax(buf.logits, dim=1).sub_(yT).div_(yT.shape[2])
+    torch.bmm(g, buf.hb, out=GA2T)
+    torch.bmm(g.transpose(1, 2), A2T[:, :, :H], out=buf.dh)
+    # ReLU's backward, as autograd computes it: pass where the output is > 0.
+    torch.ops.aten.threshold_backward.grad_input(buf.dh, buf.h, 0, grad_input=buf.z)
+    torch.bmm(xa.transpose(1, 2), buf.z, out=GA1)
+
+
+def cross_entropy_and_correct(logits, labels, at_or_after):
+    """Per-sample cross-entropy and correctness of ``logits`` (R, C, n) for ``labels``
+    (R, n).
+
+    Written class by class (C is 3): PyTorch's reductions over a short middle dimension
+    (``argmax``, ``logsumexp`` over dim 1) are ten times slower here. A sample counts as
+    correct when its class is the *first* maximal logit, as ``argmax`` decides ties
+    (they do occur: a network whose hidden units all died outputs equal logits): every
+    class ``k`` before the label must be strictly lower, every class after it no higher.
+    ``at_or_after[k]`` is the bool tensor ``labels <= k``.
+
+    Returns
+    -------
+    loss : tensor (R, n) in the logits' dtype
+    correct : bool tensor (R, n)
+    """
+    C = logits.shape[1]
+    rows = [logits[:, k] for k in range(C)]
+    top = rows[0].clone()
+    for row in rows[1:]:
+        torch.maximum(top, row, out=top)
+    total = torch.exp(rows[0] - top)
+    for row in rows[1:]:
+        total += torch.exp(row - top)
+    picked = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+    loss = total.log_().add_(top).sub_(picked)
+    correct = None
+    for row, after in zip(rows, at_or_after, strict=True):
+        ok = (row < picked) | ((row == picked) & after)
+        correct = ok if correct is None else correct.logical_and_(ok)
+    return loss, correct
+
+
+def at_or_after(labels, C):
+    """``[labels <= k for k in range(C)]``, see :func:`cross_entropy_and_correct`."""
+    return [labels <= k for k in range(C)]
+
+
+class Evaluator:
+    """Loss and accuracy of every replica on one fixed set (the test half).
+
+    Every replica sees the same inputs, so the hidden layer of a chunk of replicas is
+    one GEMM, inputs (n, n_in + 1) times the chunk's hidden kernels side by side (n_in +
+    1, chunk * H); chunks are small enough for the activations to stay in the CPU's L2
+    cache.
+    """
+
+    def __init__(self, xa, labels, R, H, C, chunk_bytes):
+        n = xa.shape[0]
+        itemsize = torch.finfo(xa.dtype).bits // 8
+        self.chunk = max(1, min(R, chunk_bytes // (n * H * itemsize)))
+        self.xa = xa
+        self.labels = labels
+        self.sizes = sorted({self.chunk, R % self.chunk or self.chunk})
+        self.z = {r: torch.empty(n, r * H, dtype=xa.dtype) for r in self.sizes}
+        self.logits = torch.empty(R, C, n, dtype=xa.dtype)
+        self.all_labels = labels.expand(R, n)
+        self.after = at_or_after(self.all_labels, C)
+
+    def __call__(self, A1, A2T):
+        """Mean cross-entropy and accuracy per replica, two float64 tensors (R,)."""
+        R, n_in1, H = A1.shape
+        n = self.xa.shape[0]
+        kernels = A1.permute(1, 0, 2).reshape(n_in1, R * H)  # (n_in + 1, R * H)
+        for start in range(0, R, self.chunk):
+            r = min(self.chunk, R - start)
+            z = self.z[r]
+            torch.mm(self.xa, kernels[:, start * H : (start + r) * H], out=z)
+            z.clamp_min_(0)
+            a2t = A2T[start : start + r]
+            hidden = z.view(n, r, H).permute(1, 2, 0)  # (r, H, n)
+            torch.baddbmm(
+                a2t[:, :, H:], a2t[:, :, :H], hidden, out=self.logits[start : start + r]
+            )
+        loss, correct = cross_entropy_and_correct(
+            self.logits, self.all_labels, self.after
+        )
+        return loss.mean(dim=1).double(), correct.double().mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------
+# Optimizers: one update of both parameter tensors. ``lr`` and the other per-replica
+# coefficients are (R, 1, 1) tensors in the parameters' dtype.
+# --------------------------------------------------------------------------------------
+
+
+class Optimizer:
+    """Per-replica optimizer state and update rule, in Keras's or PyTorch's
+    formulation."""
+
+    def __init__(self, config: Config, params):
+        self.c = config
+        self.params = params
+        dtype = params[0].dtype
+        R = params[0].shape[0]
+
+        def col(values):
+            return (
+                torch.as_tensor(np.asarray(values, dtype=np.float64))
+                .to(dtype)
+                .view(R, 1, 1)
+            )
+
+        keras = config.semantics == "keras"
+        name = config.optimizer
+        self.keras = keras
+        self.name = name
+        self.t = 0  # updates done
+        zeros = [torch.zeros_like(p) for p in params]
+        if name == "sgd":
+            # Keras casts SGD's momentum through float32 (ops.cast of a Python float).
+            m = f32(config.momentum) if keras else config.momentum
+            self.use_momentum = bool(np.any(m != 0))
+            self.momentum = col(m)
+            self.nesterov_all = bool(np.all(config.nesterov))
+            self.nesterov_any = bool(np.any(config.nesterov))
+            self.nesterov_mask = torch.as_tensor(config.nesterov).view(R, 1, 1)
+            self.buffers = zeros if self.use_momentum else None
+        elif name == "rmsprop":
+            # Keras multiplies by the Python floats rho and 1 - rho directly (no float32
+            # cast).
+            self.rho = col(config.rho)
+            self.one_minus_rho = col(1 - config.rho)
+            self.epsilon = col(config.epsilon)
+            self.use_momentum = bool(np.any(config.momentum != 0))
+            self.momentum = col(config.momentum)
+            self.square = zeros
+            self.buffers = (
+                [torch.zeros_like(p) for p in params] if self.use_momentum else None
+            )
+        elif name == "adagrad":
+            init = (
+                f32(config.initial_accumulator_value)
+                if keras
+                else config.initial_accumulator_value
+            )
+            self.accumulators = [torch.zeros_like(p) + col(init) for p in params]
+            self.epsilon = col(config.epsilon)
+        elif name == "adam":
+            self.beta_1 = col(config.beta_1)
+            self.beta_2 = col(config.beta_2)
+            self.one_minus_beta_1 = col(1 - config.beta_1)
+            self.one_minus_beta_2 = col(1 - config.beta_2)
+            self.epsilon = col(config.epsilon)
+            # Keras raises float32-cast betas to the power of the step (ops.cast).
+            self.power_beta_1 = f32(config.beta_1) if keras else config.beta_1.copy()
+            self.power_beta_2 = f32(config.beta_2) if keras else config.beta_2.copy()
+            self.m = zeros
+            self.v = [torch.zeros_like(p) for p in params]
+        else:  # pragma: no cover (validated by the caller)
+            raise ValueError(name)
+
+    def state_tensors(self):
+        """Every state tensor (to reset a diverged replica)."""
+        out = []
+        for name in ("buffers", "square", "accumulators", "m", "v"):
+            out += getattr(self, name, None) or []
+        return out
+
+    def reset(self, dead):
+        """Zero the state of replicas in boolean mask ``dead`` (R,)."""
+        for t in self.state_tensors():
+            t[dead] = 0
+        if self.name == "adagrad":
+            init = self.c.initial_accumulator_value
+            if self.keras:
+                init = f32(init)
+            fill = torch.as_tensor(init[dead.numpy()], dtype=self.params[0].dtype)
+            for t in self.accumulators:
+                t[dead] = fill.view(-1, *[1] * (t.dim() - 1)).expand_as(t[dead])
+
+    def coefficients(self, rates: np.ndarray) -> list:
+        """Per-update coefficients for the next ``len(rates)`` updates, computed in one
+        go.
+
+        ``rates`` is (S, R) float64: row ``j`` the learning rates of update ``t + j``.
+        Returns one entry per update for :meth:`step` (tensors (R, 1, 1) in the
+        parameters' dtype).
+        """
+        S, R = rates.shape
+        dtype = self.params[0].dtype
+        if self.name != "adam":
+            return list(torch.from_numpy(rates).to(dtype).view(S, R, 1, 1).unbind(0))
+        steps = np.arange(self.t + 1, self.t + S + 1, dtype=np.float64)[:, None]
+        bc1 = 1 - self.power_beta_1[None, :] ** steps
+        bc2 = 1 - self.power_beta_2[None, :] ** steps
+        if self.keras:
+            # alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), applied as m alpha /
+            # (sqrt(v) + eps)
+            alpha = (
+                torch.from_numpy(rates * np.sqrt(bc2) / bc1).to(dtype).view(S, R, 1, 1)
+            )
+            return list(alpha.unbind(0))
+        # step_size = lr / (1 - beta_1^t); denominator sqrt(v) / sqrt(1 - beta_2^t) +
+        # eps
+        step_size = torch.from_numpy(rates / bc1).to(dtype).view(S, R, 1, 1)
+        bc2_sqrt = torch.from_numpy(np.sqrt(bc2)).to(dtype).view(S, R, 1, 1)
+        return list(zip(step_size.unbind(0), bc2_sqrt.unbind(0), strict=True))
+
+    def step(self, grads, coefficient):
+        """One update of every replica with a coefficient from :meth:`coefficients`."""
+        self.t += 1
+        getattr(self, "_" + self.name)(grads, coefficient)
+
+    def _sgd(self, grads, lr):
+        if not self.use_momentum:
+            for p, g in zip(self.params, grads, strict=True):
+                p.addcmul_(g, lr, value=-1)
+            return
+        m = self.momentum
+        for p, g, b in zip(self.params, grads, self.buffers, strict=True):
+            if self.keras:
+                # v = m v - lr g; w += v (nesterov: w += m v - lr g)
+                b.mul_(m).addcmul_(g, lr, value=-1)
+                if self.nesterov_any:
+                    nest = torch.addcmul(b * m, g, lr, value=-1)
+                    if not self.nesterov_all:
+                        nest = torch.where(self.nesterov_mask, nest, b)
+                    p.add_(nest)
+                else:
+                    p.add_(b)
+            else:
+                # b = m b + g (first step: b = g); w -= lr b (nesterov: w -= lr (g + m
+                # b))
+                b.mul_(m).add_(g)
+                if self.nesterov_any:
+                    nest = torch.addcmul(g, b, m)
+                    if not self.nesterov_all:
+                        nest = torch.where(self.nesterov_mask, nest, b)
+                    p.addcmul_(nest, lr, value=-1)
+                else:
+                    p.addcmul_(b, lr, value=-1)
+
+    def _rmsprop(self, grads, lr):
+        buffers = self.buffers or [None] * len(grads)
+        for p, g, s, b in zip(self.params, grads, self.square, buffers, strict=True):
+            s.mul_(self.rho).addcmul_(g * g, self.one_minus_rho)
+            if self.keras:
+                # increment = lr g / sqrt(v + eps); momentum buffer carries the rate
+                increment = (g * lr).div_((s + self.epsilon).sqrt_())
+                if b is not None:
+                    b.mul_(self.momentum).add_(increment)
+                    p.sub_(b)
+                else:
+                    p.sub_(increment)
+            else:
+                # w -= lr g / (sqrt(v) + eps); momentum buffer of g / (sqrt(v) + eps)
+                ratio = g / s.sqrt().add_(self.epsilon)
+                if b is not None:
+                    b.mul_(self.momentum).add_(ratio)
+                    p.addcmul_(b, lr, value=-1)
+                else:
+                    p.addcmul_(ratio, lr, value=-1)
+
+    def _adagrad(self, grads, lr):
+        for p, g, a in zip(self.params, grads, self.accumulators, strict=True):
+            a.addcmul_(g, g)
+            if self.keras:
+                p.sub_((g * lr).div_((a + self.epsilon).sqrt_()))
+            else:
+                p.addcmul_(g / a.sqrt().add_(self.epsilon), lr, value=-1)
+
+    def _adam(self, grads, coefficient):
+        if self.keras:
+            alpha = coefficient
+            for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+                m.addcmul_(g - m, self.one_minus_beta_1)
+                v.addcmul_(g * g - v, self.one_minus_beta_2)
+                p.sub_((m * alpha).div_(v.sqrt().add_(self.epsilon)))
+        else:
+            step_size, bc2_sqrt = coefficient
+            for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+                m.lerp_(g, self.one_minus_beta_1)
+                v.mul_(self.beta_2).addcmul_(g * g, self.one_minus_beta_2)
+                denom = (v.sqrt() / bc2_sqrt).add_(self.epsilon)
+                p.addcmul_(m / denom, step_size, value=-1)
+
+
+# --------------------------------------------------------------------------------------
+# Learning-rate schedules, per replica (float64 NumPy arrays (R,); Keras's values in
+# float32)
+# --------------------------------------------------------------------------------------
+
+
+class Schedule:
+    """Constant rates, inverse-time decay per update, step decay per epoch,
+    ReduceLROnPlateau."""
+
+    def __init__(self, c: Config):
+        self.c = c
+        self.keras = c.semantics == "keras"
+        self.lr0 = f32(c.learning_rate) if self.keras else c.learning_rate.copy()
+        self.lr = (
+            self.lr0.copy()
+        )  # the optimizer's current rate (between decay updates)
+        self.decaying = c.decay > 0
+        self.stepping = c.step_every > 0
+        self.plateau = c.plateau.copy()
+        R = len(self.lr)
+        # Plateau state: Keras's ``best`` starts as None, PyTorch's as +inf.
+        self.best = np.full(R, np.inf)
+        self.has_best = np.zeros(R, dtype=bool)
+        self.wait = np.zeros(R, dtype=np.int64)
+        self.cooldown_counter = np.zeros(R, dtype=np.int64)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Apply step decay at the start of ``epoch`` (0-based)."""
+        if not self.stepping.any():
+            return
+        c, s = self.c, self.stepping
+        if self.keras:
+            # LearningRateScheduler(lambda epoch, lr: lr0 * f ** (epoch // k)), stored
+            # in float32
+            k = np.where(s, c.step_every, 1)
+            self.lr[s] = f32(c.learning_rate * c.step_factor ** (epoch // k))[s]
+        elif epoch > 0:
+            # StepLR(step_size=k, gamma=f) stepped after each epoch multiplies in place
+            cut = s & (epoch % np.where(s, c.step_every, 1) == 0)
+            self.lr[cut] = self.lr[cut] * c.step_factor[cut]
+
+    def rate(self, t: int) -> np.ndarray:
+        """The rates for the update after ``t`` updates (0-based), shape (R,)."""
+        if not self.decaying.any():
+            return self.lr
+        c, d = self.c, self.decaying
+        out = self.lr.copy()
+        if self.keras:
+            # InverseTimeDecay(lr0, decay_steps=1, decay_rate=d): all in float32
+            lr0 = c.learning_rate.astype(np.float32)
+            out[d] = (
+                lr0 / (np.float32(1) + c.decay.astype(np.float32) * np.float32(t))
+            )[d]
+        else:
+            # LambdaLR(lambda t: 1 / (1 + d * t)) stepped after every update
+            out[d] = (self.lr0 * (1.0 / (1.0 + c.decay * t)))[d]
+        return out
+
+    def end_epoch(self, val_loss: np.ndarray, alive: np.ndarray) -> None:
+        """ReduceLROnPlateau on this epoch's ``val_loss`` (R,), for replicas that use
+        it."""
+        use = self.plateau & alive
+        if not use.any():
+            return
+        c = self.c
+        lr = self.lr
+        if self.keras:
+            # keras.callbacks.ReduceLROnPlateau: logs hold float32 values, and ops.less
+            # compares in float32 (its operands are Python floats).
+            current = f32(val_loss)
+            in_cooldown = self.cooldown_counter > 0
+            self.cooldown_counter = np.where(in_cooldown, self.cooldown_counter - 1, 0)
+            wait = np.where(in_cooldown, 0, self.wait)
+            with np.errstate(invalid="ignore"):
+                shifted = (current + c.plateau_min_delta).astype(np.float32)
+                improved = ~self.has_best | (shifted < self.best.astype(np.float32))
+            improved &= use
+            self.best = np.where(improved, current, self.best)
+            self.has_best |= improved
+            wait = np.where(improved, 0, wait)
+            counting = use & ~improved & (self.cooldown_counter <= 0)
+            wait = wait + counting
+            trigger = counting & (wait >= c.plateau_patience)
+            reduce = trigger & (lr > f32(c.plateau_min_lr))
+            new_lr = f32(np.maximum(lr * c.plateau_factor, c.plateau_min_lr))
+            self.lr = np.where(reduce, new_lr, lr)
+            self.cooldown_counter = np.where(
+                reduce, c.plateau_cooldown, self.cooldown_counter
+            )
+            self.wait = np.where(use, np.where(reduce, 0, wait), self.wait)
+        else:
+            # torch.optim.lr_scheduler.ReduceLROnPlateau(mode="min")
+            current = val_loss
+            with np.errstate(invalid="ignore"):
+                reference = np.where(
+                    c.plateau_relative,
+                    self.best * (1.0 - c.plateau_min_delta),
+                    self.best - c.plateau_min_delta,
+                )
+                better = use & (current < reference)
+            self.best = np.where(better, current, self.best)
+            bad = np.where(better, 0, self.wait + 1)
+            in_cooldown = self.cooldown_counter > 0
+            cooldown_counter = np.where(in_cooldown, self.cooldown_counter - 1, 0)
+            bad = np.where(in_cooldown, 0, bad)
+            trigger = use & (bad > c.plateau_patience)
+            new_lr = np.maximum(lr * c.plateau_factor, c.plateau_min_lr)
+            reduce = trigger & (lr - new_lr > c.plateau_eps)
+            self.lr = np.where(reduce, new_lr, lr)
+            cooldown_counter = np.where(trigger, c.plateau_cooldown, cooldown_counter)
+            bad = np.where(trigger, 0, bad)
+            self.cooldown_counter = np.where(
+                use, cooldown_counter, self.cooldown_counter
+            )
+            self.wait = np.where(use, bad, self.wait)
+
+
+# --------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------
+
+#: Bytes of hidden activations per validation chunk: a share of a 2 MB L2 cache.
+VALIDATION_CHUNK_BYTES = 1600 * 1024
+
+
+@dataclass
+class Outcome:
+    """Raw results of :func:`run`: per-replica, per-epoch arrays (R, epochs) and final
+    weights."""
+
+    history: dict[str, np.ndarray]
+    weights: list[np.ndarray]
+
+
+def to_internal(weights, dtype):
+    """Keras-layout weights with a leading replica axis -> (A1, A2T) tensors."""
+    w1, b1, w2, b2 = (torch.as_tensor(np.asarray(w)).to(dtype) for w in weights)
+    A1 = torch.cat([w1, b1.unsqueeze(1)], dim=1).contiguous()
+    A2T = torch.cat([w2.transpose(1, 2), b2.unsqueeze(2)], dim=2).contiguous()
+    return A1, A2T
+
+
+def to_keras(A1, A2T):
+    """(A1, A2T) -> Keras-layout NumPy weights with a leading replica axis."""
+    n_in, H = A1.shape[1] - 1, A2T.shape[2] - 1
+    return [
+        A1[:, :n_in].numpy().copy(),
+        A1[:, n_in].numpy().copy(),
+        A2T[:, :, :H].transpose(1, 2).numpy().copy(),
+        A2T[:, :, H].numpy().copy(),
+    ]
+
+
+def run(c: Config, split, weights, orders, progress_bar) -> Outcome:
+    """Train every replica; see :func:`lrtools.replicas.train` for the semantics.
+
+    ``weights``: Keras-layout list with leading replica axis. ``orders(epoch)`` returns
+    the (R, n_train) int64 sample order of that epoch (0-based).
+    ``progress_bar(iterable)`` wraps the epoch loop.
+    """
+    dtype = c.dtype
+    A1, A2T = to_internal(weights, dtype)
+    R, n_in1, H = A1.shape
+    C = A2T.shape[1]
+    params = [A1, A2T]
+    grads = [torch.empty_like(A1), torch.empty_like(A2T)]
+
+    def with_ones(x):
+        return torch.as_tensor(np.hstack([x, np.ones((len(x), 1))])).to(dtype)
+
+    xa_train = with_ones(split.x_train)
+    y_train = torch.as_tensor(split.y_train, dtype=torch.int64)
+    onehot = torch.eye(C, dtype=dtype)[y_train]
+    n = len(y_train)
+    B = c.batch_size
+    starts = list(range(0, n, B))
+    evaluator = Evaluator(
+        with_ones(split.x_test),
+        torch.as_tensor(split.y_test, dtype=torch.int64),
+        R,
+        H,
+        C,
+        chunk_bytes=VALIDATION_CHUNK_BYTES,
+    )
+    buffers = {
+        bs: Buffers(R, bs, n_in1 - 1, H, C, dtype)
+        for bs in {min(B, n - s) for s in starts}
+    }
+    epoch_logits = torch.empty(R, C, n, dtype=dtype)
+
+    alive = np.ones(R, dtype=bool)
+    optimizer = Optimizer(c, params)
+    schedule = Schedule(c)
+    history = {
+        k: np.full((R, c.epochs), np.nan)
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+    }
+    final = None  # weights of replicas that diverged, frozen at that epoch
+    t = 0
+    with torch.no_grad():
+        for epoch in progress_bar(range(c.epochs)):
+            schedule.begin_epoch(epoch)
+            order = orders(epoch)
+            flat = order.reshape(-1)
+            xa_e = xa_train.index_select(0, flat).view(R, n, n_in1)
+            yT_e = (
+                onehot.index_select(0, flat).view(R, n, C).transpose(1, 2).contiguous()
+            )
+            labels_e = y_train.index_select(0, flat).view(R, n)
+            rates = np.stack([schedule.rate(t + j) for j in range(len(starts))]) * alive
+            coefficients = optimizer.coefficients(rates)
+            for start, coefficient in zip(starts, coefficients, strict=True):
+                end = min(start + B, n)
+                buf = buffers[end - start]
+                forward_backward(
+                    A1, A2T, *grads, xa_e[:, start:end], yT_e[:, :, start:end], buf
+                )
+                epoch_logits[:, :, start:end] = buf.logits
+                optimizer.step(grads, coefficient)
+            t += len(starts)
+            losses, correct = cross_entropy_and_correct(
+                epoch_logits, labels_e, at_or_after(labels_e, C)
+            )
+            val_loss, val_accuracy = (x.numpy() for x in evaluator(A1, A2T))
+            rows = alive.copy()
+            history["loss"][rows, epoch] = (
+                losses.sum(dim=1, dtype=torch.float64).numpy()[rows] / n
+            )
+            history["accuracy"][rows, epoch] = correct.sum(dim=1).numpy()[rows] / n
+            history["val_loss"][rows, epoch] = val_loss[rows]
+            history["val_accuracy"][rows, epoch] = val_accuracy[rows]
+            history["learning_rate"][rows, epoch] = schedule.rate(t)[rows]
+            diverged = alive & ~np.isfinite(history["loss"][:, epoch])
+            if diverged.any():
+                # Like torch_tools.fit: record this epoch, stop the replica, NaN from
+                # now on. Its weights are kept aside and zeroed (zero rate from now on)
+                # so that it computes harmless finite numbers alongside the others.
+                if final is None:
+                    final = [np.full(w.shape, np.nan) for w in to_keras(A1, A2T)]
+                for f, w in zip(final, to_keras(A1, A2T), strict=True):
+                    f[diverged] = w[diverged]
+                alive &= ~diverged
+                dead = torch.from_numpy(~alive)
+                A1[dead] = 0
+                A2T[dead] = 0
+                optimizer.reset(dead)
+            schedule.end_epoch(val_loss, alive)
+    weights_out = to_keras(A1, A2T)
+    if final is not None:
+        for w, f in zip(weights_out, final, strict=True):
+            w[~alive] = f[~alive]
+    return Outcome(history=history, weights=weights_out)
