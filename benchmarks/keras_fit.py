@@ -34,6 +34,7 @@ import statistics
 import time
 
 import torch
+from _cli import positive_int
 
 from lrtools import data, keras_tools, torch_tools
 
@@ -45,19 +46,6 @@ BATCH_SIZE = 32
 WARMUP_EPOCHS = 2
 # Below this final test accuracy a run has not learned the blobs (chance is 1/3).
 MIN_VAL_ACCURACY = 0.7
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, with a clear message otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer >= 1, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -29,24 +29,12 @@ import time
 
 import numpy as np
 import torch
+from _cli import positive_int
 
 from lrtools import data, replicas, torch_tools
 
 LEARNING_RATES = [float(x) for x in np.geomspace(0.001, 0.1, 8)]
 BATCH_SIZE = 32
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer >= 1, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
