@@ -40,9 +40,18 @@ def _seed_matrix(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarr
     return table.index.to_numpy(), table.to_numpy(dtype=float)
 
 
-def plot_seed_band(ax, frame: pd.DataFrame, column: str, *, label: str, color: str):
+def plot_seed_band(
+    ax,
+    frame: pd.DataFrame,
+    column: str,
+    *,
+    label: str,
+    color: str,
+    band: tuple[float, float] | None = None,
+):
     """Mean over seeds of ``column`` by epoch, with the min-max range over seeds shaded.
 
+    ``band`` gives quantiles to shade instead, e.g. ``(0.025, 0.975)`` for many seeds.
     Epochs after a seed diverged (NaN) leave that seed out; epochs where every
     seed diverged are left blank, not drawn as zero.
     """
@@ -51,8 +60,11 @@ def plot_seed_band(ax, frame: pd.DataFrame, column: str, *, label: str, color: s
     mean = np.full(len(epochs), np.nan)
     low, high = mean.copy(), mean.copy()
     mean[alive] = np.nanmean(values[alive], axis=1)
-    low[alive] = np.nanmin(values[alive], axis=1)
-    high[alive] = np.nanmax(values[alive], axis=1)
+    if band is None:
+        low[alive] = np.nanmin(values[alive], axis=1)
+        high[alive] = np.nanmax(values[alive], axis=1)
+    else:
+        low[alive], high[alive] = np.nanquantile(values[alive], band, axis=1)
     ax.plot(epochs, mean, color=color, label=label, linewidth=1.3)
     if values.shape[1] > 1:
         ax.fill_between(epochs, low, high, color=color, alpha=0.25, linewidth=0)
@@ -73,6 +85,7 @@ def plot_learning_curves(
     title: str | None = None,
     reference: float | None = None,
     reference_label: str = "reference",
+    band: tuple[float, float] | None = None,
 ):
     """Train and test ``metric`` by epoch for one setting: seed mean and min-max band.
 
@@ -81,8 +94,10 @@ def plot_learning_curves(
     ``reference`` draws a dashed horizontal line (e.g. the best accuracy any
     classifier can expect).
     """
-    plot_seed_band(ax, frame, metric, label="train", color=TRAIN_COLOR)
-    plot_seed_band(ax, frame, f"val_{metric}", label="test", color=TEST_COLOR)
+    plot_seed_band(ax, frame, metric, label="train", color=TRAIN_COLOR, band=band)
+    plot_seed_band(
+        ax, frame, f"val_{metric}", label="test", color=TEST_COLOR, band=band
+    )
     if reference is not None:
         ax.axhline(
             reference,
@@ -123,12 +138,13 @@ def plot_curve_grid(
     panel_format: str = "{name} = {value:g}",
     reference: float | None = None,
     reference_label: str = "reference",
+    band: tuple[float, float] | None = None,
 ):
     """One :func:`plot_learning_curves` panel per value of column ``panel``.
 
     Returns the array of axes (creating a figure when ``axes`` is None). Only
     the outer panels carry axis labels; the first panel carries the legend.
-    ``reference`` and ``reference_label`` are passed to every panel.
+    ``reference``, ``reference_label`` and ``band`` are passed to every panel.
     """
     if panel not in frame.columns:
         raise ValueError(
@@ -160,6 +176,7 @@ def plot_curve_grid(
             title=panel_format.format(name=panel, value=value),
             reference=reference,
             reference_label=reference_label,
+            band=band,
         )
     for ax in flat[len(values) :]:
         ax.set_visible(False)

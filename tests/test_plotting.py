@@ -59,6 +59,21 @@ def test_curve_grid_draws_the_reference_line_in_every_panel(frame):
     plt.close("all")
 
 
+def test_quantile_band_is_narrower_than_the_range():
+    frame = experiments.run_grid(train, {"lr": [0.1]}, seeds=range(41))
+    _, (ax_range, ax_band) = plt.subplots(1, 2)
+    plotting.plot_seed_band(ax_range, frame, "accuracy", label="r", color="k")
+    plotting.plot_seed_band(
+        ax_band, frame, "accuracy", label="q", color="k", band=(0.25, 0.75)
+    )
+    # Seed s adds 0.01 * s to the accuracy: the range spans 0.40, the quartiles 0.20.
+    for ax, width in ((ax_range, 0.40), (ax_band, 0.20)):
+        vertices = ax.collections[0].get_paths()[0].vertices
+        at_epoch_1 = vertices[vertices[:, 0] == 1, 1]
+        assert at_epoch_1.max() - at_epoch_1.min() == pytest.approx(width, abs=1e-9)
+    plt.close("all")
+
+
 def test_curve_grid_rejects_an_unknown_panel_column(frame):
     with pytest.raises(ValueError, match="panel"):
         plotting.plot_curve_grid(frame, panel="momentum")
