@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lrtools.history import diverged_epoch
+
 CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green")
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
 
@@ -73,8 +75,12 @@ def plot_seed_band(
 
 def diverged_seeds(frame: pd.DataFrame) -> dict[int, int]:
     """Map each diverged seed (loss not finite) to its first such epoch (from 1)."""
-    bad = frame[~np.isfinite(frame["loss"].to_numpy(dtype=float))]
-    return bad.groupby("seed")["epoch"].min().to_dict()
+    firsts = {}
+    for seed, run in frame.sort_values("epoch").groupby("seed"):
+        first = diverged_epoch(run["loss"].tolist())
+        if first is not None:
+            firsts[seed] = int(run["epoch"].iloc[first])
+    return firsts
 
 
 def plot_learning_curves(

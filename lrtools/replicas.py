@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from lrtools import _checks, data
 from lrtools import _replicas_engine as engine
 
-OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
+OPTIMIZERS = _checks.OPTIMIZERS
 SEMANTICS = ("keras", "torch")
 #: The per-epoch columns of the frame, in order (the history keys of
 #: ``torch_tools.fit``).
