@@ -6,9 +6,9 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from lrtools import _checks
+from lrtools._progress import progress_bar
 
 ID_COLUMNS = ("setting", "seed", "epoch")
 
@@ -62,7 +62,7 @@ def run_grid(
     ]
     runs = [(i, setting, seed) for i, setting in enumerate(settings) for seed in seeds]
     frames = []
-    for i, setting, seed in tqdm(runs, desc=desc, unit="run"):
+    for i, setting, seed in progress_bar(runs, desc=desc, unit="run"):
         history = pd.DataFrame(train(**setting, seed=seed))
         clash = set(history.columns) & (set(grid) | set(ID_COLUMNS))
         if clash:

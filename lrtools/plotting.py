@@ -193,3 +193,48 @@ def plot_curve_grid(
             ax.set_xlabel("")
     flat[0].legend(loc="lower right", fontsize=8)
     return axes
+
+
+def plot_setting_bands(
+    ax,
+    frame: pd.DataFrame,
+    *,
+    by: str,
+    column: str = "val_accuracy",
+    band: tuple[float, float] | None = (0.025, 0.975),
+    label_format: str = "{name} = {value:g}",
+    colors=None,
+    ylabel: str | None = None,
+):
+    """Several settings on one ``ax``: per value of column ``by``, the seed mean of
+    ``column`` by epoch with a quantile band (the middle 95 % of seeds by default).
+
+    Settings keep the frame's order; ``colors`` gives one colour per setting (default:
+    an ordered colormap, for settings that form a scale). ``label_format`` may use
+    ``{name}`` and ``{value}``.
+    """
+    for name in (by, column):
+        if name not in frame.columns:
+            raise ValueError(
+                f"{name!r} must be a column of frame ({', '.join(frame.columns)})"
+            )
+    values = list(dict.fromkeys(frame[by]))
+    if colors is None:
+        colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(values)))
+    if len(colors) < len(values):
+        raise ValueError(
+            f"colors must hold at least {len(values)} colours, got {len(colors)}"
+        )
+    for value, color in zip(values, colors, strict=False):
+        plot_seed_band(
+            ax,
+            frame[frame[by] == value],
+            column,
+            label=label_format.format(name=by, value=value),
+            color=color,
+            band=band,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel or column)
+    ax.legend(fontsize=8)
+    return ax

@@ -88,3 +88,32 @@ def test_band_leaves_epochs_blank_when_every_seed_diverged(frame):
     )
     assert np.isnan(ax.lines[0].get_ydata()[3:]).all()
     plt.close("all")
+
+
+def test_setting_bands_draw_one_line_and_band_per_setting(frame):
+    _, ax = plt.subplots()
+    got = plotting.plot_setting_bands(ax, frame, by="lr", ylabel="test accuracy")
+    assert got is ax
+    assert [line.get_label() for line in ax.lines] == [
+        "lr = 1",
+        "lr = 0.1",
+        "lr = 0.01",
+    ]
+    assert len(ax.collections) == 3  # one band per setting (two seeds each)
+    assert ax.get_ylabel() == "test accuracy" and ax.get_xlabel() == "epoch"
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"by": "momentum"}, "'momentum' must be a column"),
+        ({"by": "lr", "column": "val_f1"}, "'val_f1' must be a column"),
+        ({"by": "lr", "colors": ["red"]}, "at least 3 colours"),
+    ],
+)
+def test_setting_bands_reject_bad_arguments(frame, kwargs, match):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=match):
+        plotting.plot_setting_bands(ax, frame, **kwargs)
+    plt.close("all")
