@@ -30,10 +30,10 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from lrtools import _checks, data
 from lrtools import _replicas_engine as engine
+from lrtools._progress import progress_bar
 
 OPTIMIZERS = _checks.OPTIMIZERS
 SEMANTICS = ("keras", "torch")
@@ -392,12 +392,11 @@ def train(
     weights = _initial_weights(initial_weights, seeds, replica_seed_index, R, dtype)
     order_source = _order_source(orders, seeds, replica_seed_index, R, epochs, n_train)
 
-    def progress_bar(iterable):
-        kwargs = {} if progress else {"disable": True}
+    def epoch_bar(iterable):
         label = f"{R} replicas ({optimizer}, {semantics})"
-        return tqdm(iterable, desc=label, unit="epoch", **kwargs)
+        return progress_bar(iterable, desc=label, unit="epoch", enabled=progress)
 
-    outcome = engine.run(config, split, weights, order_source, progress_bar)
+    outcome = engine.run(config, split, weights, order_source, epoch_bar)
 
     columns = {
         "setting": np.repeat(replica_setting, epochs),
