@@ -4,16 +4,20 @@ Three ways to train the study's MLP (SGD, batch 32, 500 training samples, valida
 the 500 test samples after every epoch), timed in one process:
 
 1. replicas: :func:`lrtools.replicas.train`, 8 learning rates x 30 seeds = 240 replicas
-   in one call (float32, per-epoch metrics included), total time divided by 240;
+   in one call (float32, per-epoch metrics included), total time divided by 240. Timed
+   in both of the engine's formulations: the compiled kernel (one replica per SIMD
+   lane, the default) and the batched PyTorch formulation it falls back to (the
+   engine's previous design, forced with ``LRTOOLS_REPLICAS_KERNEL=0``), each with
+   PyTorch's default number of threads and with one thread, best of ``--repeats``
+   calls;
 2. torch loop: :func:`lrtools.torch_tools.fit`, a plain PyTorch loop, a few runs;
 3. keras fit: :func:`lrtools.keras_tools.fit` (tf.data + ``steps_per_execution``), one
    or two runs.
 
-Each method first runs a short untimed warm-up (imports, kernels, graph tracing of the
-first Keras model). The engine is timed with PyTorch's default number of threads and
-with one thread. The LAST line reads
+Each method first runs a short untimed warm-up (imports, building or loading the
+kernel, graph tracing of the first Keras model). The LAST line reads
 ``replicas: X ms/run, torch loop: Y ms/run, keras fit: Z ms/run``
-(the engine at PyTorch's default number of threads).
+(the engine's default formulation at PyTorch's default number of threads).
 
 Run from the repository root::
 
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 from _cli import positive_int
 
-from lrtools import data, replicas, torch_tools
+from lrtools import _replicas_kernel, data, replicas, torch_tools
 
 LEARNING_RATES = [float(x) for x in np.geomspace(0.001, 0.1, 8)]
 BATCH_SIZE = 32
@@ -51,15 +55,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--keras-runs", type=positive_int, default=1, help="keras fit runs (1)"
     )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=2,
+        help="engine calls per formulation and thread count, best kept (2)",
+    )
     return parser.parse_args(argv)
 
 
 def time_replicas(
-    epochs: int, seeds: int, threads: int
+    epochs: int, seeds: int, threads: int, kernel: bool = True
 ) -> tuple[float, replicas.ReplicaResult]:
-    """Seconds for one engine call of len(LEARNING_RATES) * seeds replicas."""
+    """Seconds for one engine call of len(LEARNING_RATES) * seeds replicas, with the
+    compiled kernel or the batched PyTorch formulation."""
     previous = torch.get_num_threads()
+    switch = os.environ.get(_replicas_kernel.SWITCH)
     torch.set_num_threads(threads)
+    os.environ[_replicas_kernel.SWITCH] = "1" if kernel else "0"
     try:
         start = time.perf_counter()
         result = replicas.train(
@@ -74,6 +87,37 @@ def time_replicas(
         return time.perf_counter() - start, result
     finally:
         torch.set_num_threads(previous)
+        if switch is None:
+            del os.environ[_replicas_kernel.SWITCH]
+        else:
+            os.environ[_replicas_kernel.SWITCH] = switch
+
+
+def time_formulations(
+    args, n_replicas: int, default_threads: int
+) -> tuple[dict, replicas.ReplicaResult]:
+    """Best ms/run of each formulation and thread count (printed as it goes), and
+    the default formulation's result."""
+    formulations = ["batched"]
+    if _replicas_kernel.enabled():
+        formulations.insert(0, "kernel")
+    else:
+        print("replicas kernel unavailable:", _replicas_kernel.status)
+    per_run, results = {}, {}
+    for name in formulations:
+        for threads in sorted({1, default_threads}):
+            runs = [
+                time_replicas(args.epochs, args.seeds, threads, name == "kernel")
+                for _ in range(args.repeats)
+            ]
+            seconds = min(seconds for seconds, _ in runs)
+            results[name, threads] = runs[0][1]
+            per_run[name, threads] = 1000 * seconds / n_replicas
+            print(
+                f"replicas ({name}), {threads} thread(s): {seconds:.2f} s for "
+                f"{n_replicas} runs = {per_run[name, threads]:.1f} ms/run"
+            )
+    return per_run, results[formulations[0], default_threads]
 
 
 def time_torch(
@@ -118,19 +162,18 @@ def main(argv=None) -> None:
         f"torch threads by default: {default_threads}"
     )
 
-    # Warm-up: imports, first kernels, the first Keras graph (untimed).
-    time_replicas(2, 2, default_threads)
+    # Warm-up: imports, building or loading the kernel, first PyTorch kernels, the
+    # first Keras graph (untimed).
+    for kernel in (True, False):
+        time_replicas(2, 2, default_threads, kernel)
     time_torch(split, 2, 0, 0.01)
     time_keras(split, 2, 0, 0.01)
 
-    per_run = {}
-    for threads in sorted({1, default_threads}):
-        seconds, result = time_replicas(args.epochs, args.seeds, threads)
-        per_run[threads] = seconds / n_replicas
-        print(
-            f"replicas, {threads} thread(s): {seconds:.2f} s for {n_replicas} runs = "
-            f"{1000 * per_run[threads]:.1f} ms/run"
-        )
+    per_run, result = time_formulations(args, n_replicas, default_threads)
+    default = next(iter(per_run))[0]  # the kernel when available
+    if ("kernel", default_threads) in per_run:
+        ratio = per_run["batched", default_threads] / per_run["kernel", default_threads]
+        print(f"speed-up of the kernel over the batched formulation: {ratio:.1f}x")
     final = result.frame[result.frame["epoch"] == args.epochs]
     accuracy = final.groupby("initial_learning_rate")["val_accuracy"].mean()
     print("mean final val_accuracy per learning rate:", accuracy.round(3).to_dict())
@@ -147,7 +190,7 @@ def main(argv=None) -> None:
     ]
     print("keras fit runs (s):", ", ".join(f"{s:.2f}" for s in keras_seconds))
 
-    replicas_ms = 1000 * per_run[default_threads]
+    replicas_ms = per_run[default, default_threads]
     torch_ms = 1000 * statistics.median(torch_seconds)
     keras_ms = 1000 * statistics.median(keras_seconds)
     print(f"speed-up of replicas: {torch_ms / replicas_ms:.0f}x over the torch loop")

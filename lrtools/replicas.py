@@ -256,7 +256,8 @@ def train(
     momentum : float in [0, 1)
         SGD and RMSprop (default 0).
     nesterov : bool
-        SGD only; requires momentum > 0 (default False).
+        SGD only (default False). Under ``semantics="torch"`` it requires momentum > 0,
+        as ``torch.optim.SGD`` does; Keras accepts momentum 0 (then it is plain SGD).
     rho : float in [0, 1)
         RMSprop's decay of the squared-gradient average (PyTorch's ``alpha``); default
         0.9 (Keras) or 0.99 (PyTorch).
@@ -567,8 +568,11 @@ def _settings(given: dict, optimizer: str, semantics: str) -> pd.DataFrame:
 
     for i in range(n_settings):
         row = settings.iloc[i]
-        if row.get("nesterov", False) and row["momentum"] == 0:
-            raise ValueError(f"nesterov requires momentum > 0 (setting {i})")
+        # torch.optim.SGD refuses Nesterov without momentum; Keras runs it as plain SGD.
+        if semantics == "torch" and row.get("nesterov", False) and row["momentum"] == 0:
+            raise ValueError(
+                f"nesterov requires momentum > 0 under semantics 'torch' (setting {i})"
+            )
         schedules = [
             name
             for name, on in (

@@ -10,12 +10,15 @@ loss by 2e-7 within torch_tools.fit itself, and the engine's gap is then no smal
 """
 
 import math
+import os
+import shutil
+import types
 
 import numpy as np
 import pytest
 import torch
 
-from lrtools import data, replicas
+from lrtools import _replicas_engine, _replicas_kernel, data, replicas
 from lrtools import torch_tools as tt
 
 SPLIT64 = data.make_blobs_split(dtype="float64")
@@ -47,6 +50,41 @@ def max_gap(a, b):
 
 def history_gap(ours, theirs, keys=METRICS):
     return max_gap([ours[k] for k in keys], [theirs[k] for k in keys])
+
+
+@pytest.fixture(params=["kernel", "batched"])
+def formulation(request, monkeypatch):
+    """Run a test with the compiled kernel and with the batched PyTorch formulation
+    (the engine's pure-PyTorch fallback)."""
+    if request.param == "kernel" and _replicas_kernel.load() is None:
+        pytest.skip(f"no replicas kernel: {_replicas_kernel.status}")
+    monkeypatch.setenv(
+        _replicas_kernel.SWITCH, "1" if request.param == "kernel" else "0"
+    )
+    return request.param
+
+
+_REFERENCE_RUNS = {}
+_current_test = {"key": None, "calls": 0}
+
+
+@pytest.fixture(autouse=True)
+def share_reference_runs(request):
+    """Identify the running test apart from its formulation, for :func:`reference`."""
+    callspec = getattr(request.node, "callspec", None)
+    params = {} if callspec is None else dict(callspec.params)
+    params.pop("formulation", None)
+    _current_test.update(key=(request.node.originalname, repr(params)), calls=0)
+
+
+def reference(compute):
+    """``compute()``, a framework run, done once per test and call position: both
+    formulations of a test compare with the same runs."""
+    key = (_current_test["key"], _current_test["calls"])
+    _current_test["calls"] += 1
+    if key not in _REFERENCE_RUNS:
+        _REFERENCE_RUNS[key] = compute()
+    return _REFERENCE_RUNS[key]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -177,7 +215,10 @@ def test_schedule_columns_appear_when_used():
             "momentum does not apply to optimizer 'adam'",
         ),
         ({"optimizer": "adagrad", "nesterov": True}, "nesterov does not apply"),
-        ({"nesterov": True}, "nesterov requires momentum > 0"),
+        (
+            {"nesterov": True, "semantics": "torch"},
+            "nesterov requires momentum > 0 under semantics 'torch'",
+        ),
         ({"step_factor": 0.5}, "step_factor applies only with step_every"),
         ({"plateau_patience": 2}, "apply only with plateau=True"),
         ({"plateau": True, "plateau_eps": 0.0}, "applies to semantics 'torch' only"),
@@ -225,7 +266,9 @@ def torch_run(seed, epochs, make_optimizer, make_scheduler=None, interval="epoch
 def assert_replicas_match_torch(result, references, *, epochs):
     """``references``: {(setting, seed): (make_optimizer, make_scheduler, interval)}."""
     for (setting, seed), factories in references.items():
-        history, weights = torch_run(seed, epochs, *factories)
+        history, weights = reference(
+            lambda s=seed, f=factories: torch_run(s, epochs, *f)
+        )
         assert history_gap(result.history(setting, seed), history) < EXACT
         assert max_gap(result.final_weights(setting, seed), weights) < EXACT
         assert history["loss"][-1] < history["loss"][0]  # the runs do learn something
@@ -237,6 +280,7 @@ def draw(rng, low, high, n=2, log=False):
     return rng.uniform(low, high, n).round(6).tolist()
 
 
+@pytest.mark.usefixtures("formulation")
 @pytest.mark.parametrize("variant", ["plain", "momentum", "nesterov"])
 def test_sgd_replicas_equal_torch_fit(variant):
     rng = np.random.default_rng(["plain", "momentum", "nesterov"].index(variant))
@@ -291,6 +335,7 @@ ADAPTIVE = {
 }
 
 
+@pytest.mark.usefixtures("formulation")
 @pytest.mark.parametrize("name", sorted(ADAPTIVE))
 def test_adaptive_replicas_equal_torch_fit(name):
     grid, make = ADAPTIVE[name]
@@ -315,6 +360,7 @@ def test_adaptive_replicas_equal_torch_fit(name):
     assert_replicas_match_torch(result, references, epochs=epochs)
 
 
+@pytest.mark.usefixtures("formulation")
 def test_inverse_time_decay_equals_lambdalr_per_update():
     rng = np.random.default_rng(7)
     lrs, decays, momenta = (
@@ -348,6 +394,7 @@ def test_inverse_time_decay_equals_lambdalr_per_update():
     assert final == pytest.approx(lrs[0] / (1 + decays[0] * 16 * epochs), rel=1e-12)
 
 
+@pytest.mark.usefixtures("formulation")
 def test_step_schedule_equals_steplr_per_epoch():
     lrs, every, factors = [0.05, 0.02], [30, 45], [0.5, 0.3]
     seeds = [1, 6]
@@ -375,6 +422,7 @@ def test_step_schedule_equals_steplr_per_epoch():
     assert rates[29] == 0.05 and rates[30] == pytest.approx(0.025)
 
 
+@pytest.mark.usefixtures("formulation")
 def test_plateau_equals_torch_reduce_lr_on_plateau():
     settings = [
         {
@@ -430,13 +478,16 @@ def test_plateau_equals_torch_reduce_lr_on_plateau():
     assert not np.array_equal(cuts[0], cuts[1])
 
 
+@pytest.mark.usefixtures("formulation")
 def test_a_diverging_replica_is_nan_afterwards_and_harms_no_other():
     seeds, epochs = [0], 60
     result = engine(
         learning_rate=[20.0, 0.1], seeds=seeds, epochs=epochs, semantics="torch"
     )
     for i, lr in enumerate([20.0, 0.1]):
-        history, _ = torch_run(0, epochs, lambda p, lr=lr: torch.optim.SGD(p, lr=lr))
+        history, _ = reference(
+            lambda lr=lr: torch_run(0, epochs, lambda p: torch.optim.SGD(p, lr=lr))
+        )
         ours = result.history(i, 0)
         # The diverging run's losses reach 1e300 and chaos amplifies rounding: compare
         # relatively, and insist on the same epoch of divergence (the same NaN pattern).
@@ -456,6 +507,7 @@ def test_a_diverging_replica_is_nan_afterwards_and_harms_no_other():
     assert max_gap(result.final_weights(1, 0), healthy.final_weights(1, 0)) == 0
 
 
+@pytest.mark.usefixtures("formulation")
 def test_float32_replicas_agree_with_torch_fit_to_float32_rounding():
     seeds, epochs = [4, 9], 2
     result = replicas.train(
@@ -513,7 +565,9 @@ def keras_run():
 def assert_replica_matches_keras(
     keras_run, seed, epochs, keras_optimizer, callbacks=(), **kw
 ):
-    initial, history, final = keras_run(seed, epochs, keras_optimizer, callbacks)
+    initial, history, final = reference(
+        lambda: keras_run(seed, epochs, keras_optimizer, callbacks)
+    )
     result = engine(
         seeds=[seed],
         epochs=epochs,
@@ -543,6 +597,11 @@ KERAS_OPTIMIZERS = {
         lambda k: k.optimizers.SGD(learning_rate=0.03, momentum=0.8, nesterov=True),
         {"learning_rate": 0.03, "momentum": 0.8, "nesterov": True},
     ),
+    # Keras accepts Nesterov without momentum (plain SGD); torch.optim refuses it.
+    "sgd nesterov without momentum": (
+        lambda k: k.optimizers.SGD(learning_rate=0.05, momentum=0.0, nesterov=True),
+        {"learning_rate": 0.05, "nesterov": True},
+    ),
     "rmsprop": (
         lambda k: k.optimizers.RMSprop(learning_rate=0.003, momentum=0.3),
         {"optimizer": "rmsprop", "learning_rate": 0.003, "momentum": 0.3},
@@ -558,12 +617,14 @@ KERAS_OPTIMIZERS = {
 }
 
 
+@pytest.mark.usefixtures("formulation")
 @pytest.mark.parametrize("name", list(KERAS_OPTIMIZERS))
 def test_keras_semantics_equal_keras_fit(keras_run, name):
     make, kwargs = KERAS_OPTIMIZERS[name]
     assert_replica_matches_keras(keras_run, 3, 60, make(keras_run.keras), **kwargs)
 
 
+@pytest.mark.usefixtures("formulation")
 def test_keras_inverse_time_decay_schedule(keras_run):
     keras = keras_run.keras
     schedule = keras.optimizers.schedules.InverseTimeDecay(
@@ -576,6 +637,7 @@ def test_keras_inverse_time_decay_schedule(keras_run):
     assert ours["learning_rate"][-1] < 0.2 / 2
 
 
+@pytest.mark.usefixtures("formulation")
 def test_keras_step_schedule_with_momentum(keras_run):
     keras = keras_run.keras
     callback = keras.callbacks.LearningRateScheduler(
@@ -596,6 +658,7 @@ def test_keras_step_schedule_with_momentum(keras_run):
     assert len(set(ours["learning_rate"])) == 4
 
 
+@pytest.mark.usefixtures("formulation")
 def test_keras_reduce_lr_on_plateau(keras_run):
     keras = keras_run.keras
     callback = keras.callbacks.ReduceLROnPlateau(
@@ -634,6 +697,7 @@ def weights_gap(a, b):
     return max_gap(a.weights, b.weights)
 
 
+@pytest.mark.usefixtures("formulation")
 def test_momentum_semantics_agree_at_constant_rate_and_differ_after_a_change():
     # Rates and momenta exact in float32, so that Keras's rounding plays no part.
     common = {"learning_rate": 0.0625, "momentum": 0.875, "seeds": [1], "epochs": 40}
@@ -651,6 +715,7 @@ def test_momentum_semantics_agree_at_constant_rate_and_differ_after_a_change():
         )
 
 
+@pytest.mark.usefixtures("formulation")
 def test_rmsprop_semantics_differ_even_with_the_same_hyperparameters():
     common = {
         "optimizer": "rmsprop",
@@ -663,3 +728,167 @@ def test_rmsprop_semantics_differ_even_with_the_same_hyperparameters():
     ]
     # epsilon inside (Keras) or outside (PyTorch) the square root
     assert weights_gap(*runs) > 1e-6
+
+
+# --------------------------------------------------------------------------------------
+# The compiled kernel: agreement with the batched formulation, ties, build and fallback
+# --------------------------------------------------------------------------------------
+
+
+def both_formulations(monkeypatch, **kwargs):
+    """The same call with the kernel and with the batched formulation."""
+    if _replicas_kernel.load() is None:
+        pytest.skip(f"no replicas kernel: {_replicas_kernel.status}")
+    results = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv(_replicas_kernel.SWITCH, switch)
+        results.append(engine(**kwargs))
+    return results
+
+
+def random_weights(rng, R, H):
+    """Keras-layout weights of R replicas with H hidden units (Glorot-like scale)."""
+    shapes = [(R, 2, H), (R, H), (R, H, 3), (R, 3)]
+    return [rng.normal(0, 0.6, shape) for shape in shapes]
+
+
+@pytest.mark.parametrize(
+    "optimizer, extra",
+    [
+        (
+            "sgd",
+            {
+                "momentum": [0.0, 0.9, 0.8],
+                "nesterov": [False, False, True],
+                "step_every": 4,
+            },
+        ),
+        (
+            "rmsprop",
+            {"momentum": [0.0, 0.5, 0.0], "plateau": True, "plateau_patience": 0},
+        ),
+        ("adagrad", {"step_every": 3}),
+        ("adam", {"decay": 1e-3}),
+    ],
+)
+@pytest.mark.parametrize("semantics", ["torch", "keras"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kernel_equals_batched_formulation(
+    monkeypatch, optimizer, extra, semantics, dtype
+):
+    # 3 settings x 5 seeds = 15 replicas: not a multiple of the lane count (idle
+    # padding); batch 7 leaves blocks of fewer samples; 13 hidden units.
+    rng = np.random.default_rng(3)
+    R, H, epochs = 15, 13, 6
+    kernel, batched = both_formulations(
+        monkeypatch,
+        optimizer=optimizer,
+        learning_rate=[0.003, 0.01, 0.03],
+        seeds=range(5),
+        epochs=epochs,
+        batch_size=7,
+        semantics=semantics,
+        dtype=dtype,
+        initial_weights=random_weights(rng, R, H),
+        **extra,
+    )
+    tolerance = 1e-12 if dtype == torch.float64 else 3e-5
+    for key in METRICS:
+        a, b = kernel.frame[key].to_numpy(), batched.frame[key].to_numpy()
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance, err_msg=key)
+    assert max_gap(kernel.weights, batched.weights) < 10 * tolerance
+    assert kernel.weights[0].dtype == batched.weights[0].dtype
+
+
+def test_kernel_follows_given_orders_with_full_lane_groups(monkeypatch):
+    # Exactly one lane group (no idle padding), orders given as an array; a calm rate
+    # (at 0.05 these runs start chaotically and rounding grows to 1e-12).
+    if _replicas_kernel.load() is None:
+        pytest.skip(f"no replicas kernel: {_replicas_kernel.status}")
+    lanes = _replicas_kernel.load().lanes[torch.float64]
+    seeds, epochs = list(range(lanes)), 3
+    orders = np.stack([data.epoch_permutations(500, epochs, 50 + s) for s in seeds])
+    kernel, batched = both_formulations(
+        monkeypatch,
+        learning_rate=0.01,
+        seeds=seeds,
+        epochs=epochs,
+        semantics="torch",
+        orders=orders,
+    )
+    assert (
+        max_gap([kernel.frame[k] for k in METRICS], [batched.frame[k] for k in METRICS])
+        < 1e-12
+    )
+    assert max_gap(kernel.weights, batched.weights) < 1e-12
+    default = engine(learning_rate=0.01, seeds=seeds, epochs=epochs, semantics="torch")
+    assert max_gap(default.weights, kernel.weights) > 1e-6  # the orders mattered
+
+
+@pytest.mark.usefixtures("formulation")
+def test_accuracy_breaks_ties_like_argmax():
+    # Dead hidden units (negative bias, zero kernel) and a rate too small to move the
+    # output bias: every sample gets the logits (b0, b1, b2), ties included, forever.
+    biases = np.array([[0.5, 0.5, 0.5], [0.2, 0.5, 0.5], [0.5, 0.2, 0.5]])
+    H = 4
+    weights = [
+        np.zeros((3, 2, H)),
+        np.full((3, H), -1.0),
+        np.zeros((3, H, 3)),
+        biases,
+    ]
+    result = engine(
+        learning_rate=1e-20,
+        seeds=[0, 1, 2],
+        epochs=2,
+        semantics="torch",
+        initial_weights=weights,
+    )
+    split = data.make_blobs_split()
+    for k, predicted in enumerate([0, 1, 0]):  # the first maximal logit
+        history = result.history(0, k)
+        assert history["accuracy"][-1] == np.mean(split.y_train == predicted)
+        assert history["val_accuracy"][-1] == np.mean(split.y_test == predicted)
+    assert result.history(0, 0)["loss"][0] == pytest.approx(math.log(3), rel=1e-15)
+
+
+@pytest.mark.parametrize("switch, kind", [("1", "LaneNets"), ("0", "BatchedNets")])
+def test_the_switch_selects_the_formulation(monkeypatch, switch, kind):
+    if switch == "1" and _replicas_kernel.load() is None:
+        pytest.skip(f"no replicas kernel: {_replicas_kernel.status}")
+    monkeypatch.setenv(_replicas_kernel.SWITCH, switch)
+    weights = replicas.default_weights([0], dtype=torch.float64)
+    config = types.SimpleNamespace(batch_size=32, dtype=torch.float64)  # all it reads
+    nets = _replicas_engine.make_nets(config, SPLIT64, weights)
+    assert type(nets).__name__ == kind
+
+
+@pytest.fixture
+def fresh_kernel(monkeypatch, tmp_path):
+    """An empty kernel cache under ``tmp_path``; the kernel is reloaded afterwards."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _replicas_kernel.load.cache_clear()
+    yield tmp_path
+    monkeypatch.undo()
+    _replicas_kernel.load.cache_clear()
+
+
+def test_the_kernel_is_built_once_into_the_cache(fresh_kernel):
+    if shutil.which(os.environ.get("CXX") or "g++") is None:
+        pytest.skip("no C++ compiler")
+    assert _replicas_kernel.load() is not None, _replicas_kernel.status
+    built = list((fresh_kernel / "lrtools").glob("replicas-kernel-*.so"))
+    assert len(built) == 1
+    _replicas_kernel.load.cache_clear()
+    stamp = built[0].stat().st_mtime_ns
+    assert _replicas_kernel.load() is not None  # found, not rebuilt
+    assert built[0].stat().st_mtime_ns == stamp
+
+
+def test_without_a_compiler_the_engine_falls_back_to_pytorch(fresh_kernel, monkeypatch):
+    monkeypatch.setenv("CXX", str(fresh_kernel / "no-such-compiler"))
+    assert _replicas_kernel.load() is None
+    assert "no C++ compiler" in _replicas_kernel.status
+    assert not _replicas_kernel.enabled()
+    result = engine(learning_rate=0.01, seeds=[0], epochs=2, semantics="torch")
+    assert np.isfinite(result.frame["val_loss"]).all()
