@@ -36,9 +36,13 @@ class Interval(NamedTuple):
         return f"{number(self.estimate)} [{number(self.low)}, {number(self.high)}]"
 
 
-def _z(level: float) -> float:
+def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
+
+
+def _z(level: float) -> float:
+    _check_level(level)
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
@@ -97,8 +101,7 @@ def median_interval(values, *, level: float = 0.95) -> Interval:
     40th and 61st). ``inf`` is allowed (a run that never got there); NaN is not. A bound
     may then be ``inf``: the median is not known to be finite.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    _check_level(level)
     x = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
     n = len(x)
     if np.isnan(x).any():
