@@ -15,7 +15,9 @@ the 500 test samples after every epoch), timed in one process:
    or two runs.
 
 Each method first runs a short untimed warm-up (imports, building or loading the
-kernel, graph tracing of the first Keras model). The LAST line reads
+kernel, graph tracing of the first Keras model). The second line names the CPU, its
+widest vector instruction set and the kernel's lanes per vector (the kernel's speed
+follows them). The LAST line reads
 ``replicas: X ms/run, torch loop: Y ms/run, keras fit: Z ms/run``
 (the engine's default formulation at PyTorch's default number of threads).
 
@@ -161,6 +163,10 @@ def main(argv=None) -> None:
         f"{len(LEARNING_RATES)} rates x {args.seeds} seeds = {n_replicas}; "
         f"torch threads by default: {default_threads}"
     )
+    # The kernel's speed follows the CPU's vector width: say which CPU this was.
+    kernel = _replicas_kernel.load()
+    lanes = f"{kernel.lanes[torch.float32]} float32 lanes" if kernel else "unavailable"
+    print(f"CPU: {_replicas_kernel.describe_cpu()}; replicas kernel: {lanes}")
 
     # Warm-up: imports, building or loading the kernel, first PyTorch kernels, the
     # first Keras graph (untimed).

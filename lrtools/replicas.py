@@ -358,65 +358,65 @@ def train(
     seeds = _seed_list(seeds)
     if split is None:
         split = data.make_blobs_split(dtype="float64")
-    n_train = len(split.x_train)
+    arguments = locals()
+    given = {name: arguments[name] for name in HYPERPARAMETERS}
 
-    given = {
-        "learning_rate": learning_rate,
-        "momentum": momentum,
-        "nesterov": nesterov,
-        "rho": rho,
-        "epsilon": epsilon,
-        "beta_1": beta_1,
-        "beta_2": beta_2,
-        "initial_accumulator_value": initial_accumulator_value,
-        "decay": decay,
-        "step_every": step_every,
-        "step_factor": step_factor,
-        "plateau": plateau,
-        "plateau_patience": plateau_patience,
-        "plateau_factor": plateau_factor,
-        "plateau_min_delta": plateau_min_delta,
-        "plateau_cooldown": plateau_cooldown,
-        "plateau_min_lr": plateau_min_lr,
-        "plateau_threshold_mode": plateau_threshold_mode,
-        "plateau_eps": plateau_eps,
-    }
     settings = _settings(given, optimizer, semantics)
-    n_settings = len(settings)
-    R = n_settings * len(seeds)
-    replica_setting = np.repeat(np.arange(n_settings), len(seeds))
-    replica_seed_index = np.tile(np.arange(len(seeds)), n_settings)
-
+    layout = _Layout(len(settings), len(seeds))
     config = _config(
-        settings, replica_setting, optimizer, semantics, epochs, batch_size, dtype
+        settings, layout.setting, optimizer, semantics, epochs, batch_size, dtype
     )
-    weights = _initial_weights(initial_weights, seeds, replica_seed_index, R, dtype)
-    order_source = _order_source(orders, seeds, replica_seed_index, R, epochs, n_train)
+    weights = _initial_weights(initial_weights, seeds, layout, dtype)
+    order_source = _order_source(orders, seeds, layout, epochs, len(split.x_train))
+    label = f"{layout.replicas} replicas ({optimizer}, {semantics})"
 
     def epoch_bar(iterable):
-        label = f"{R} replicas ({optimizer}, {semantics})"
         return progress_bar(iterable, desc=label, unit="epoch", enabled=progress)
 
     outcome = engine.run(config, split, weights, order_source, epoch_bar)
-
-    columns = {
-        "setting": np.repeat(replica_setting, epochs),
-        "seed": np.repeat(np.asarray(seeds)[replica_seed_index], epochs),
-        "epoch": np.tile(np.arange(1, epochs + 1), R),
-    }
-    for name in settings.columns:
-        columns[name] = np.repeat(settings[name].to_numpy()[replica_setting], epochs)
-    for key in METRICS:
-        columns[key] = outcome.history[key].reshape(-1)
-    frame = pd.DataFrame(columns)
     return ReplicaResult(
-        frame=frame,
+        frame=_frame(settings, seeds, layout, epochs, outcome.history),
         settings=settings,
         seeds=seeds,
         weights=outcome.weights,
         optimizer=optimizer,
         semantics=semantics,
     )
+
+
+#: The arguments of :func:`train` that take one value per setting.
+HYPERPARAMETERS = (
+    "learning_rate",
+    *dict.fromkeys(o for options in OPTIMIZER_OPTIONS.values() for o in options),
+    "decay",
+    "step_every",
+    "step_factor",
+    "plateau",
+    *PLATEAU_DEFAULTS,
+)
+
+
+class _Layout:
+    """Replica ``r`` runs setting ``r // n_seeds`` with seed index ``r % n_seeds``."""
+
+    def __init__(self, n_settings: int, n_seeds: int):
+        self.replicas = n_settings * n_seeds
+        self.setting = np.repeat(np.arange(n_settings), n_seeds)
+        self.seed_index = np.tile(np.arange(n_seeds), n_settings)
+
+
+def _frame(settings, seeds, layout: _Layout, epochs: int, history) -> pd.DataFrame:
+    """The tidy result: one row per replica and epoch (see :func:`train`)."""
+    columns = {
+        "setting": np.repeat(layout.setting, epochs),
+        "seed": np.repeat(np.asarray(seeds)[layout.seed_index], epochs),
+        "epoch": np.tile(np.arange(1, epochs + 1), layout.replicas),
+    }
+    for name in settings.columns:
+        columns[name] = np.repeat(settings[name].to_numpy()[layout.setting], epochs)
+    for key in METRICS:
+        columns[key] = history[key].reshape(-1)
+    return pd.DataFrame(columns)
 
 
 # --------------------------------------------------------------------------------------
@@ -635,10 +635,11 @@ def _config(settings, replica_setting, optimizer, semantics, epochs, batch_size,
     )
 
 
-def _initial_weights(initial_weights, seeds, replica_seed_index, R, dtype):
+def _initial_weights(initial_weights, seeds, layout: _Layout, dtype):
+    R = layout.replicas
     if initial_weights is None:
         per_seed = default_weights(seeds, dtype=dtype)
-        return [w[replica_seed_index] for w in per_seed]
+        return [w[layout.seed_index] for w in per_seed]
     weights = [np.asarray(w) for w in initial_weights]
     if len(weights) != 4:
         raise ValueError(f"initial_weights must hold 4 arrays, got {len(weights)}")
@@ -658,9 +659,10 @@ def _initial_weights(initial_weights, seeds, replica_seed_index, R, dtype):
     return weights
 
 
-def _order_source(orders, seeds, replica_seed_index, R, epochs, n_train):
+def _order_source(orders, seeds, layout: _Layout, epochs, n_train):
+    R = layout.replicas
     if orders is None:
-        return _Orders(n_train, seeds, replica_seed_index)
+        return _Orders(n_train, seeds, layout.seed_index)
     orders = np.asarray(orders)
     if orders.shape != (R, epochs, n_train) or not np.issubdtype(
         orders.dtype, np.integer
