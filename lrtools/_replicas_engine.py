@@ -90,6 +90,21 @@ class Config:
     plateau_eps: np.ndarray
 
 
+@dataclass
+class EpochOrder:
+    """One epoch's sample order of every replica: replica ``r`` visits the training
+    samples in the order ``rows[row_of[r]]`` (0-based indices). Replicas that share a
+    seed share a row, so the (R, n) table is built only where a formulation needs it.
+    """
+
+    rows: torch.Tensor  # (n_rows, n) int64, contiguous
+    row_of: torch.Tensor  # (R,) int64
+
+    def per_replica(self) -> torch.Tensor:
+        """The (R, n) table of every replica's order."""
+        return self.rows[self.row_of]
+
+
 def f32(x):
     """Round to float32 and back (Keras keeps its learning rate and some constants in
     float32)."""
@@ -611,13 +626,13 @@ class BatchedNets:
         }
         self.epoch_logits = torch.empty(R, C, n, dtype=dtype)
 
-    def train_epoch(self, order, coefficients, optimizer):
-        """One epoch of updates in sample order ``order`` (R, n), one coefficient per
-        update; each replica's summed loss and count of correct samples, NumPy (R,),
-        every batch measured before its own update."""
+    def train_epoch(self, order: EpochOrder, coefficients, optimizer):
+        """One epoch of updates in sample order ``order``, one coefficient per update;
+        each replica's summed loss and count of correct samples, NumPy (R,), every
+        batch measured before its own update."""
         R, n, B = self.replicas, self.n, self.B
         n_in1, C = self.xa_train.shape[1], self.onehot.shape[1]
-        flat = order.reshape(-1)
+        flat = order.per_replica().reshape(-1)
         xa_e = self.xa_train.index_select(0, flat).view(R, n, n_in1)
         yT_e = (
             self.onehot.index_select(0, flat).view(R, n, C).transpose(1, 2).contiguous()
@@ -677,28 +692,34 @@ class LaneNets:
         self.params = [self.W1, self.W2]
         self.grads = [torch.empty_like(self.W1), torch.empty_like(self.W2)]
         self.column_shape = (G, 1, 1, L)
-        self.x_train = torch.as_tensor(split.x_train).to(dtype)
-        self.y_train = torch.as_tensor(split.y_train).to(dtype)
+        self.x_train = torch.as_tensor(split.x_train).to(dtype).contiguous()
+        self.y_train = torch.as_tensor(split.y_train).to(dtype).contiguous()
         self.n = n = len(self.y_train)
         self.B = batch_size
         self.starts = list(range(0, n, batch_size))
         # Each epoch's inputs and labels, per lane: (G, n_in, n, L) and (G, n, L).
-        self.x_columns = self.x_train.T.contiguous()
         self.x = torch.empty(G, self.x_train.shape[1], n, L, dtype=dtype)
         self.y = torch.empty(G, n, L, dtype=dtype)
         self.x_test = torch.as_tensor(split.x_test).to(dtype).contiguous()
         self.y_test = torch.as_tensor(split.y_test).to(dtype).contiguous()
         self.sums = torch.zeros(4, G * L, dtype=torch.float64)  # loss, correct x 2
 
-    def train_epoch(self, order, coefficients, optimizer):
+    def train_epoch(self, order: EpochOrder, coefficients, optimizer):
         """As :meth:`BatchedNets.train_epoch`, for the padded replicas."""
         G, L, n = self.G, self.L, self.n
-        # Sample b of lane l in group g: order[g * L + l, b], gathered as (G, n, L).
-        order = pad_rows(order, self.replicas).reshape(G, L, n).transpose(1, 2)
-        order = order.reshape(-1)
-        for i, column in enumerate(self.x_columns):
-            self.x[:, i] = column.index_select(0, order).view(G, n, L)
-        torch.index_select(self.y_train, 0, order, out=self.y.view(-1))
+        rows = order.rows.contiguous()
+        row_of = pad_rows(order.row_of, self.replicas).contiguous()
+        self.kernel.gather_epoch(
+            self.dtype,
+            G,
+            n,
+            rows.data_ptr(),
+            row_of.data_ptr(),
+            self.x_train.data_ptr(),
+            self.y_train.data_ptr(),
+            self.x.data_ptr(),
+            self.y.data_ptr(),
+        )
         loss, correct = self.sums[0], self.sums[1]
         loss.zero_()
         correct.zero_()
@@ -822,7 +843,7 @@ def run(c: Config, split, weights, orders, progress_bar) -> Outcome:
     """Train every replica; see :func:`lrtools.replicas.train` for the semantics.
 
     ``weights``: Keras-layout list with leading replica axis. ``orders(epoch)`` returns
-    the (R, n_train) int64 sample order of that epoch (0-based).
+    the :class:`EpochOrder` of that epoch (0-based).
     ``progress_bar(iterable)`` wraps the epoch loop.
     """
     R = len(c.learning_rate)

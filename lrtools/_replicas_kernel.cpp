@@ -326,6 +326,29 @@ void evaluate(int64_t G, int64_t H, int64_t n, const T* W1, const T* W2, const T
   }
 }
 
+// Each replica's training samples for one epoch, in lane layout: x (G, 2, n, L) and
+// y (G, n, L), from the epoch's orders (one row of n sample indices per seed, shared by
+// the replicas of that seed) and the row of each replica (G * L entries).
+template <class T>
+void gather_epoch(int64_t G, int64_t n, const int64_t* rows, const int64_t* row_of,
+                  const T* x_train, const T* y_train, T* x, T* y) {
+  constexpr int L = Lanes<T>::L;
+  for (int64_t g = 0; g < G; ++g) {
+    T* x0 = x + g * 2 * n * L;
+    T* x1 = x0 + n * L;
+    T* yg = y + g * n * L;
+    for (int l = 0; l < L; ++l) {
+      const int64_t* order = rows + row_of[g * L + l] * n;
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t i = order[b];
+        x0[b * L + l] = x_train[2 * i];
+        x1[b * L + l] = x_train[2 * i + 1];
+        yg[b * L + l] = y_train[i];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -341,6 +364,15 @@ void train_batch_f64(int64_t G, int64_t H, int64_t B, const double* W1,
                      const double* y, int64_t n, double* loss_sum,
                      double* correct_sum) {
   train_batch<double>(G, H, B, W1, W2, GW1, GW2, x, y, n, loss_sum, correct_sum);
+}
+void gather_epoch_f32(int64_t G, int64_t n, const int64_t* rows, const int64_t* row_of,
+                      const float* x_train, const float* y_train, float* x, float* y) {
+  gather_epoch<float>(G, n, rows, row_of, x_train, y_train, x, y);
+}
+void gather_epoch_f64(int64_t G, int64_t n, const int64_t* rows, const int64_t* row_of,
+                      const double* x_train, const double* y_train, double* x,
+                      double* y) {
+  gather_epoch<double>(G, n, rows, row_of, x_train, y_train, x, y);
 }
 void evaluate_f32(int64_t G, int64_t H, int64_t n, const float* W1, const float* W2,
                   const float* x, const float* y, double* loss_sum,

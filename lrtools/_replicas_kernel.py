@@ -168,6 +168,13 @@ class Kernel:
             torch.float32: lib.evaluate_f32,
             torch.float64: lib.evaluate_f64,
         }
+        self._gather = {
+            torch.float32: lib.gather_epoch_f32,
+            torch.float64: lib.gather_epoch_f64,
+        }
+        for f in self._gather.values():
+            f.argtypes = [i64, i64, *[ptr] * 6]
+            f.restype = None
         for f in self._train.values():
             f.argtypes = [i64, i64, i64, *[ptr] * 6, i64, ptr, ptr]
             f.restype = None
@@ -178,6 +185,10 @@ class Kernel:
     def train_batch(self, dtype, *args) -> None:
         """Gradients of one batch (``train_batch`` in the C++ source)."""
         self._train[dtype](*args)
+
+    def gather_epoch(self, dtype, *args) -> None:
+        """One epoch's samples in lane layout (``gather_epoch`` in the C++ source)."""
+        self._gather[dtype](*args)
 
     def evaluate(self, dtype, *args) -> None:
         """Summed loss and correct count on shared samples (``evaluate``)."""

@@ -187,14 +187,12 @@ class _Orders:
         self.index = torch.from_numpy(replica_seed_index)
         self.epoch = 0
 
-    def __call__(self, epoch: int) -> torch.Tensor:
+    def __call__(self, epoch: int) -> engine.EpochOrder:
         if epoch != self.epoch:
             raise RuntimeError("epoch orders must be drawn in sequence")
         self.epoch += 1
-        per_seed = torch.from_numpy(
-            np.stack([rng.permutation(self.n) for rng in self.rngs])
-        )
-        return per_seed[self.index]
+        per_seed = np.stack([rng.permutation(self.n) for rng in self.rngs])
+        return engine.EpochOrder(torch.from_numpy(per_seed), self.index)
 
 
 def train(
@@ -674,7 +672,8 @@ def _order_source(orders, seeds, layout: _Layout, epochs, n_train):
     if orders.min() < 0 or orders.max() >= n_train:
         raise ValueError(f"orders must index the training samples, 0 to {n_train - 1}")
     orders = torch.from_numpy(orders.astype(np.int64))
-    return lambda epoch: orders[:, epoch]
+    every_replica = torch.arange(R)
+    return lambda epoch: engine.EpochOrder(orders[:, epoch].contiguous(), every_replica)
 
 
 __all__ = [

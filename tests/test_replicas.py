@@ -115,7 +115,7 @@ def test_default_orders_are_epoch_permutations():
     source = replicas._Orders(500, [4, 9], np.array([1, 0, 1]))
     expected = {s: data.epoch_permutations(500, 3, s) for s in (4, 9)}
     for epoch in range(3):
-        order = source(epoch).numpy()
+        order = source(epoch).per_replica().numpy()
         for r, seed in enumerate([9, 4, 9]):
             assert np.array_equal(order[r], expected[seed][epoch])
 
