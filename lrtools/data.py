@@ -37,20 +37,25 @@ class BlobsSplit:
         )
 
 
-def _make_blobs(**options):
+STUDY_RANDOM_STATE = 2  # the study's ``random_state``: its centres and its points
+
+
+def _make_blobs(centers=N_CLASSES, random_state=STUDY_RANDOM_STATE, **options):
     from sklearn.datasets import make_blobs
 
     return make_blobs(
         n_samples=1000,
-        centers=N_CLASSES,
+        centers=centers,
         n_features=2,
         cluster_std=2,
-        random_state=2,
+        random_state=random_state,
         **options,
     )
 
 
-def make_blobs_split(n_train: int = 500, dtype="float32") -> BlobsSplit:
+def make_blobs_split(
+    n_train: int = 500, dtype="float32", data_seed: int | None = None
+) -> BlobsSplit:
     """The original study's data, split into a training and a test half.
 
     ``make_blobs(1000, centers=3, n_features=2, cluster_std=2, random_state=2)``:
@@ -63,16 +68,66 @@ def make_blobs_split(n_train: int = 500, dtype="float32") -> BlobsSplit:
     dtype : numpy dtype
         Dtype of the features: float32 for training, float64 for exact
         comparisons.
+    data_seed : int >= 0 or None
+        None (default): the study's draw. An integer redraws the 1000 points
+        around the study's three centres (:func:`blob_centres`) with that seed
+        (sklearn's ``random_state``): another sample of the same problem, whose
+        best possible accuracy :func:`nearest_centre_accuracy` still measures.
+        Even ``data_seed=2`` differs from the study's draw, which spent its
+        first random numbers on the centres.
     """
     n_train = _checks.positive_int("n_train", n_train)
     if n_train >= 1000:
         raise ValueError(
             f"n_train must be between 1 and 999 (1000 samples), got {n_train}"
         )
-    x, y = _make_blobs()
+    if data_seed is None:
+        x, y = _make_blobs()
+    else:
+        data_seed = _checks.non_negative_int("data_seed", data_seed)
+        if data_seed >= 2**32:
+            raise ValueError(
+                f"data_seed must be None or an integer in [0, 2**32), got {data_seed}"
+            )
+        x, y = _make_blobs(centers=blob_centres(), random_state=data_seed)
     x = x.astype(dtype)
     y = y.astype(np.int64)
     return BlobsSplit(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def carve_validation(split: BlobsSplit, n_validation: int = 100) -> BlobsSplit:
+    """A split whose *test* half is a validation set carved from a training half.
+
+    The last ``n_validation`` training samples become the returned split's test half,
+    the others its training half; ``split``'s own test half is left out, so that a run
+    trained on the result, and scheduled on its "test" (validation) loss, never sees
+    the real test set. Evaluate its final weights on ``split.x_test`` afterwards.
+
+    Parameters
+    ----------
+    split : BlobsSplit
+        The split to carve from.
+    n_validation : int
+        Number of training samples moved to the validation half, between 1 and
+        ``len(split.x_train) - 1``.
+    """
+    if not isinstance(split, BlobsSplit):
+        raise ValueError(f"split must be a BlobsSplit, got {type(split).__name__}")
+    n = len(split.x_train)
+    n_validation = _checks.positive_int("n_validation", n_validation)
+    if n_validation >= n:
+        raise ValueError(
+            f"n_validation must be between 1 and {n - 1} (the training half holds "
+            f"{n} samples), got {n_validation}"
+        )
+    keep = n - n_validation
+    return BlobsSplit(
+        split.x_train[:keep],
+        split.y_train[:keep],
+        split.x_train[keep:],
+        split.y_train[keep:],
+        split.n_classes,
+    )
 
 
 def blob_centres() -> np.ndarray:

@@ -11,6 +11,14 @@ The chapters use four kinds:
   interval, which stays inside [0, 1] and behaves at shares of 0 and 1);
 - :func:`median_interval`: the median, with a distribution-free interval from order
   statistics (it copes with runs that never reach a target, counted as infinite).
+
+And three helpers to draw verdicts from them:
+
+- :func:`equivalence`: "no practical difference", "a difference", or neither, judged
+  against a margin stated in advance;
+- :func:`p_value`: the two-sided p-value behind a symmetric (normal) interval;
+- :func:`holm` and :func:`bonferroni_level`: adjustments for reading many intervals at
+  once.
 """
 
 from __future__ import annotations
@@ -124,3 +132,144 @@ def _order_statistic_rank(n: int, level: float) -> int:
             break
         j += 1
     return j
+
+
+#: The verdicts of :func:`equivalence`.
+EQUIVALENT = "equivalent"
+NEGLIGIBLE = "negligible difference"
+DIFFERENT = "different"
+INCONCLUSIVE = "inconclusive"
+
+
+def _finite_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_interval(interval) -> Interval:
+    if not isinstance(interval, Interval):
+        raise ValueError(f"interval must be an Interval, got {type(interval).__name__}")
+    if not interval.low <= interval.estimate <= interval.high:
+        raise ValueError(
+            f"interval must satisfy low <= estimate <= high, got {interval!r}"
+        )
+    return interval
+
+
+def equivalence(interval: Interval, margin: float) -> str:
+    """Verdict on a difference from its interval and a margin stated in advance.
+
+    Parameters
+    ----------
+    interval : Interval
+        Interval of a difference (e.g. from :func:`paired_difference`), in the units
+        of ``margin``.
+    margin : float > 0
+        The smallest difference that would matter in practice (the book uses 0.01 of
+        test accuracy: 5 of 500 test points).
+
+    Returns
+    -------
+    str
+        - ``"equivalent"`` (:data:`EQUIVALENT`): the interval lies inside
+          (-margin, margin) and contains 0: no difference that matters;
+        - ``"negligible difference"`` (:data:`NEGLIGIBLE`): inside (-margin, margin)
+          but excluding 0: a difference is detected, and it is too small to matter;
+        - ``"different"`` (:data:`DIFFERENT`): the interval excludes 0 and reaches
+          beyond the margin;
+        - ``"inconclusive"`` (:data:`INCONCLUSIVE`): it contains 0 and reaches beyond
+          the margin: more runs are needed to say either.
+    """
+    interval = _check_interval(interval)
+    margin = _finite_number("margin", margin)
+    if margin <= 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}")
+    within = -margin < interval.low and interval.high < margin
+    excludes_zero = interval.low > 0 or interval.high < 0
+    if within:
+        return NEGLIGIBLE if excludes_zero else EQUIVALENT
+    return DIFFERENT if excludes_zero else INCONCLUSIVE
+
+
+def p_value(interval: Interval, *, level: float = 0.95, null: float = 0.0) -> float:
+    """Two-sided p-value of "the true value is ``null``", from a normal interval.
+
+    Valid for the symmetric intervals of :func:`mean_interval` and
+    :func:`paired_difference` (estimate ± z·se), computed at ``level``: the standard
+    error is recovered from the width. Not for share or median intervals.
+
+    Parameters
+    ----------
+    interval : Interval
+        A symmetric interval (its estimate halfway between its bounds).
+    level : float in (0, 1)
+        The level the interval was computed at.
+    null : float
+        The value tested.
+    """
+    interval = _check_interval(interval)
+    z = _z(level)
+    null = _finite_number("null", null)
+    half = (interval.high - interval.low) / 2
+    centre = (interval.high + interval.low) / 2
+    if not math.isclose(centre, interval.estimate, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(
+            "interval must be symmetric around its estimate (a mean or paired "
+            f"interval), got {interval!r}"
+        )
+    if half == 0:
+        return 1.0 if interval.estimate == null else 0.0
+    statistic = abs(interval.estimate - null) / (half / z)
+    return float(2 * (1 - NormalDist().cdf(statistic)))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values.
+
+    A result whose adjusted p-value is below 0.05 survives the adjustment: the chance
+    of at least one false finding in the whole family stays below 5 %, whatever the
+    dependence between the tests.
+
+    Parameters
+    ----------
+    p_values : sequence of float in [0, 1]
+        One p-value per test of the family (at least one).
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the order given: the k-th smallest p-value times
+        (m - k + 1), made non-decreasing along that order, capped at 1.
+    """
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    if len(p) == 0:
+        raise ValueError("p_values needs at least one value, got none")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p_values must lie in [0, 1], got {p_values!r}")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def bonferroni_level(level: float, m: int) -> float:
+    """The level of each of ``m`` intervals so that all hold together at ``level``.
+
+    ``1 - (1 - level) / m``: for 40 intervals at 95 %, each at 99.875 %.
+
+    Parameters
+    ----------
+    level : float in (0, 1)
+        Joint level wanted for the whole family.
+    m : int >= 1
+        Number of intervals in the family.
+    """
+    _check_level(level)
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    return 1 - (1 - level) / int(m)

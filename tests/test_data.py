@@ -79,3 +79,55 @@ def test_nearest_centre_rule_is_the_closest_centre_by_brute_force():
     assert 0.75 < data.nearest_centre_accuracy(x, y) < 0.9
     with pytest.raises(ValueError, match="shape"):
         data.nearest_centre_accuracy(x[:, :1], y)
+
+
+def test_data_seed_redraws_the_points_around_the_studys_centres():
+    study = data.make_blobs_split(dtype="float64")
+    assert np.array_equal(
+        data.make_blobs_split(dtype="float64", data_seed=None).x_train, study.x_train
+    )
+    redrawn = data.make_blobs_split(dtype="float64", data_seed=7)
+    assert not np.allclose(redrawn.x_train, study.x_train)
+    np.testing.assert_array_equal(
+        redrawn.x_test, data.make_blobs_split(dtype="float64", data_seed=7).x_test
+    )
+    # Same centres: each class's mean lies near its true centre, and the
+    # nearest-centre rule is still near-optimal on the redraw.
+    x = np.r_[redrawn.x_train, redrawn.x_test]
+    y = np.r_[redrawn.y_train, redrawn.y_test]
+    for label, centre in enumerate(data.blob_centres()):
+        assert np.linalg.norm(x[y == label].mean(axis=0) - centre) < 0.4
+    assert 0.75 < data.nearest_centre_accuracy(redrawn.x_test, redrawn.y_test) < 0.9
+    assert np.bincount(y).tolist() == [334, 333, 333]
+
+
+@pytest.mark.parametrize("data_seed", [-1, 2.0, True, 2**32])
+def test_split_rejects_bad_data_seed(data_seed):
+    with pytest.raises(ValueError, match="data_seed"):
+        data.make_blobs_split(data_seed=data_seed)
+
+
+def test_carve_validation_moves_the_last_training_samples_to_the_test_half():
+    split = data.make_blobs_split(dtype="float64")
+    carved = data.carve_validation(split, 100)
+    np.testing.assert_array_equal(carved.x_train, split.x_train[:400])
+    np.testing.assert_array_equal(carved.y_train, split.y_train[:400])
+    np.testing.assert_array_equal(carved.x_test, split.x_train[400:])
+    np.testing.assert_array_equal(carved.y_test, split.y_train[400:])
+    # The real test half appears nowhere in the carved split.
+    both = np.r_[carved.x_train, carved.x_test]
+    assert not (both[:, None, :] == split.x_test[None, :, :]).all(axis=2).any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_validation": 0}, "n_validation"),
+        ({"n_validation": 500}, "n_validation must be between 1 and 499"),
+        ({"split": (1, 2)}, "split must be a BlobsSplit"),
+    ],
+)
+def test_carve_validation_rejects_bad_input(kwargs, match):
+    kwargs = {"split": data.make_blobs_split(), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        data.carve_validation(**kwargs)

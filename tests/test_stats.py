@@ -121,3 +121,83 @@ def test_interval_text_shows_estimate_then_bounds():
 def test_bad_input_raises_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --------------------------------------------------------------------------------------
+# Verdict helpers: equivalence margin, p-values, multiplicity
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "verdict"),
+    [
+        (stats.Interval(0.001, -0.004, 0.006), stats.EQUIVALENT),
+        (stats.Interval(-0.003, -0.006, -0.001), stats.NEGLIGIBLE),
+        (stats.Interval(-0.05, -0.07, -0.03), stats.DIFFERENT),
+        (stats.Interval(0.008, 0.001, 0.015), stats.DIFFERENT),
+        (stats.Interval(0.002, -0.009, 0.013), stats.INCONCLUSIVE),
+        # a bound on the margin is not inside it
+        (stats.Interval(0.0, -0.01, 0.005), stats.INCONCLUSIVE),
+    ],
+)
+def test_equivalence_sorts_intervals_against_the_margin(interval, verdict):
+    assert stats.equivalence(interval, 0.01) == verdict
+
+
+def test_p_value_inverts_the_normal_interval():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.3, 1.0, 40)
+    interval = stats.mean_interval(values)
+    se = values.std(ddof=1) / math.sqrt(40)
+    expected = 2 * (1 - stats.NormalDist().cdf(abs(values.mean()) / se))
+    assert stats.p_value(interval) == pytest.approx(expected, rel=1e-9)
+    # The 95 % interval just touching 0 has p = 0.05.
+    assert stats.p_value(stats.Interval(1.0, 0.0, 2.0)) == pytest.approx(0.05)
+    assert stats.p_value(stats.Interval(1.0, 0.0, 2.0), null=1.0) == 1.0
+
+
+def test_p_values_of_true_nulls_are_uniform():
+    rng = np.random.default_rng(4)
+    p = [stats.p_value(stats.mean_interval(rng.normal(0, 1, 100))) for _ in range(2000)]
+    assert 0.04 < np.mean(np.array(p) < 0.05) < 0.065
+
+
+def test_holm_by_hand():
+    # sorted: 0.01*3, 0.02*2, 0.04*1 -> 0.03, 0.04, 0.04 (made non-decreasing)
+    got = stats.holm([0.04, 0.01, 0.02])
+    np.testing.assert_allclose(got, [0.04, 0.03, 0.04])
+    np.testing.assert_allclose(stats.holm([0.5, 0.9]), [1.0, 1.0])
+    assert stats.holm([0.03]) == pytest.approx([0.03])
+
+
+def test_holm_keeps_the_familywise_error_rate():
+    rng = np.random.default_rng(5)
+    false_findings = sum(
+        (stats.holm(rng.uniform(size=20)) < 0.05).any() for _ in range(2000)
+    )
+    assert false_findings / 2000 < 0.06
+
+
+def test_bonferroni_level():
+    assert stats.bonferroni_level(0.95, 40) == pytest.approx(0.99875)
+    assert stats.bonferroni_level(0.95, 1) == 0.95
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: stats.equivalence(stats.Interval(0, -1, 1), 0), "margin must be > 0"),
+        (lambda: stats.equivalence(stats.Interval(0, -1, 1), np.nan), "margin"),
+        (lambda: stats.equivalence((0, -1, 1), 0.01), "interval must be an Interval"),
+        (lambda: stats.equivalence(stats.Interval(2, -1, 1), 0.01), "low <= estimate"),
+        (lambda: stats.p_value(stats.Interval(0.5, 0.0, 2.0)), "symmetric"),
+        (lambda: stats.p_value(stats.Interval(1, 0, 2), level=1), "level must lie in"),
+        (lambda: stats.holm([]), "at least one"),
+        (lambda: stats.holm([0.5, 1.2]), r"lie in \[0, 1\]"),
+        (lambda: stats.bonferroni_level(0.95, 0), "m must be an integer >= 1"),
+        (lambda: stats.bonferroni_level(1.5, 3), "level must lie in"),
+    ],
+)
+def test_verdict_helpers_reject_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
