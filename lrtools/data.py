@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 
@@ -84,10 +85,13 @@ def make_blobs_split(
     if data_seed is None:
         x, y = _make_blobs()
     else:
-        data_seed = _checks.non_negative_int("data_seed", data_seed)
-        if data_seed >= 2**32:
+        if (
+            isinstance(data_seed, bool)
+            or not isinstance(data_seed, Integral)
+            or not 0 <= data_seed < 2**32
+        ):
             raise ValueError(
-                f"data_seed must be None or an integer in [0, 2**32), got {data_seed}"
+                f"data_seed must be None or an integer in [0, 2**32), got {data_seed!r}"
             )
         x, y = _make_blobs(centers=blob_centres(), random_state=data_seed)
     x = x.astype(dtype)

@@ -103,7 +103,7 @@ def test_data_seed_redraws_the_points_around_the_studys_centres():
 
 @pytest.mark.parametrize("data_seed", [-1, 2.0, True, 2**32])
 def test_split_rejects_bad_data_seed(data_seed):
-    with pytest.raises(ValueError, match="data_seed"):
+    with pytest.raises(ValueError, match=r"data_seed must be None or an integer in"):
         data.make_blobs_split(data_seed=data_seed)
 
 
