@@ -291,23 +291,7 @@ def test_there_are_chapters():
     assert CHAPTERS, "no chapters/*.md found"
 
 
-# Chapters known to break the rule, each with its reason; strict, so that the mark must
-# go when the chapter is fixed.
-KNOWN_BREACHES = {
-    "gradient_descent.md": (
-        "glues in a shown cell and asserts in the next (hidden) one; to be moved into "
-        "the gluing cells by the chapter's owner"
-    ),
-}
-
-
-def _chapter_param(path: Path):
-    reason = KNOWN_BREACHES.get(path.name)
-    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-    return pytest.param(path, marks=marks, id=path.name)
-
-
-@pytest.mark.parametrize("path", [_chapter_param(p) for p in CHAPTERS])
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_every_quoted_number_comes_from_an_asserting_cell(path):
     problems = violations(path.read_text(encoding="utf-8"))
     assert not problems, "\n".join([f"{path.name}:", *problems])
