@@ -39,10 +39,11 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-## bench: timings against the naive approach, each in one process (a few minutes)
+## bench: timings against the naive approach, each in one process (about ten minutes)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keras_fit.py
 	$(BIN)/python benchmarks/replicas.py
+	$(BIN)/python benchmarks/book.py
 
 ## clean: remove the site and the execution cache (next `make book` re-runs every chapter)
 clean:

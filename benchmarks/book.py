@@ -50,12 +50,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def toc_chapters() -> list[Path]:
-    """The book's source files in reading order (root first)."""
+    """The book's executed pages in reading order: MyST notebooks, i.e. the ``.md``
+    files of ``_toc.yml`` whose front matter names a kernel (as myst-nb decides)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
     for part in [toc, *toc.get("parts", [])]:
         files += [entry["file"] for entry in part.get("chapters", [])]
-    return [ROOT / f"{name}.md" for name in files]
+    return [ROOT / f"{name}.md" for name in files if is_notebook(ROOT / f"{name}.md")]
+
+
+def is_notebook(path: Path) -> bool:
+    text = path.read_text()
+    if not text.startswith("---"):
+        return False
+    front_matter = yaml.safe_load(text.split("---", 2)[1]) or {}
+    return "kernelspec" in front_matter
 
 
 def cell_seconds(cell) -> float:

@@ -11,7 +11,9 @@ The vector width follows the CPU the kernel is compiled for (``-march=native``):
 bytes with AVX-512 (16 float32 lanes), 32 with AVX/AVX2 (8 lanes), 16 otherwise (SSE2,
 ARM NEON; 4 lanes). A vector wider than the hardware's is not an option: GCC splits it
 and lowers some operations to scalar code, which made an AVX2 machine ten times slower
-than an AVX-512 one when the width was fixed at 64 bytes.
+than an AVX-512 one when the width was fixed at 64 bytes. The width changes the speed,
+not the numbers: every lane runs the same instructions, so builds with FMA (AVX2 and
+AVX-512 alike) give the same bits; only a build without FMA rounds differently.
 
 The optimizer update stays in PyTorch (every optimizer and schedule of the engine,
 unchanged), on tensors in the kernel's lane layout. The kernel runs on one core (a

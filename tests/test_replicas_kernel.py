@@ -90,13 +90,21 @@ def test_every_width_trains_the_same_replicas(target, monkeypatch):
         monkeypatch.setattr(_replicas_kernel, "load", lambda k=kernel: k)
         results.append(replicas.train(**settings))
     a, b = results
-    # Float64 rounding only: without FMA (x86-64) products round separately.
-    for key in replicas.METRICS:
-        np.testing.assert_allclose(
-            a.frame[key], b.frame[key], rtol=1e-10, atol=1e-10, err_msg=key
-        )
-    for x, y in zip(a.weights, b.weights, strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-10)
+    if target[0] == "x86-64":
+        # No FMA there: products round separately, a float64 rounding difference.
+        for key in replicas.METRICS:
+            np.testing.assert_allclose(
+                a.frame[key], b.frame[key], rtol=1e-10, atol=1e-10, err_msg=key
+            )
+        for x, y in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-10)
+    else:
+        # With FMA each lane runs the same instructions at any width: the same bits,
+        # so the book's numbers do not depend on AVX2 or AVX-512.
+        for key in replicas.METRICS:
+            assert a.frame[key].equals(b.frame[key]), key
+        for x, y in zip(a.weights, b.weights, strict=True):
+            assert np.array_equal(x, y)
 
 
 @needs_compiler
