@@ -16,7 +16,8 @@ take to broadcast against them):
   weights, gradients and activations stay in the CPU's L1/L2 cache for a whole batch,
   instead of (R, batch, hidden) tensors streamed through memory about eight times per
   update by batched matmuls: about 5x faster (4-5 ms per 200-epoch run of the study
-  against 20-25 ms), on one core. The validation pass runs in the kernel as well, and
+  against 20-25 ms), with lane groups split across threads (``LaneNets.threads``).
+  The validation pass runs in the kernel as well, and
   the training metrics come from the logits the forward pass already computed.
 - :class:`BatchedNets`, the reference and the fallback where the kernel cannot be
   built (no C++ compiler) or is switched off (``LRTOOLS_REPLICAS_KERNEL=0``): batched
@@ -46,7 +47,10 @@ matrices with the replica axis split into (group, lane) and the lane moved last.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -363,6 +367,24 @@ class Optimizer:
         # step_size = lr / (1 - beta_1^t); denominator sqrt(v) / sqrt(1 - beta_2^t) +
         # eps
         return list(zip(columns(rates / bc1), columns(np.sqrt(bc2)), strict=True))
+
+    def shard(self, rows: slice) -> Optimizer:
+        """This optimizer restricted to the replicas of ``rows``, a slice of the first
+        axis of the parameters: every per-replica tensor (state, constants, the
+        parameters themselves) is replaced by its view, so the shard's updates land in
+        this optimizer's tensors. The shard counts its own updates (:attr:`t`)."""
+        part = copy.copy(self)
+        n = self.params[0].shape[0]
+
+        def per_replica(value):
+            return isinstance(value, torch.Tensor) and value.dim() and len(value) == n
+
+        for name, value in vars(self).items():
+            if per_replica(value):
+                setattr(part, name, value[rows])
+            elif isinstance(value, list) and value and all(map(per_replica, value)):
+                setattr(part, name, [v[rows] for v in value])
+        return part
 
     def step(self, grads, coefficient):
         """One update of every replica with a coefficient from :meth:`coefficients`."""
@@ -703,16 +725,16 @@ class LaneNets:
         self.x_test = torch.as_tensor(split.x_test).to(dtype).contiguous()
         self.y_test = torch.as_tensor(split.y_test).to(dtype).contiguous()
         self.sums = torch.zeros(4, G * L, dtype=torch.float64)  # loss, correct x 2
+        self.shards = [slice(0, G)]  # lane groups per thread (see :meth:`threads`)
 
     def train_epoch(self, order: EpochOrder, coefficients, optimizer):
         """As :meth:`BatchedNets.train_epoch`, for the padded replicas."""
-        G, L, n = self.G, self.L, self.n
         rows = order.rows.contiguous()
         row_of = pad_rows(order.row_of, self.replicas).contiguous()
         self.kernel.gather_epoch(
             self.dtype,
-            G,
-            n,
+            self.G,
+            self.n,
             rows.data_ptr(),
             row_of.data_ptr(),
             self.x_train.data_ptr(),
@@ -720,66 +742,114 @@ class LaneNets:
             self.x.data_ptr(),
             self.y.data_ptr(),
         )
+        self.sums[:2].zero_()
+        if len(self.shards) == 1:
+            self._train_groups(self.shards[0], coefficients, optimizer)
+        else:
+            self._in_parallel(
+                lambda groups: self._train_groups(
+                    groups, coefficients, optimizer.shard(groups)
+                )
+            )
+            optimizer.t += len(self.starts)
         loss, correct = self.sums[0], self.sums[1]
-        loss.zero_()
-        correct.zero_()
+        return loss.numpy().copy(), correct.numpy().copy()
+
+    def _train_groups(self, groups: slice, coefficients, optimizer):
+        """One epoch of the lane groups ``groups`` (``optimizer`` covers just them)."""
+        g0, L, n = groups.start, self.L, self.n
         item = self.x.element_size()
-        pointers = [t.data_ptr() for t in (*self.params, *self.grads)]
-        x, y = self.x.data_ptr(), self.y.data_ptr()
+        pointers = [at_group(t, g0) for t in (*self.params, *self.grads)]
+        x, y = at_group(self.x, g0), at_group(self.y, g0)
+        loss, correct = (at_group(t.view(self.G, L), g0) for t in self.sums[:2])
+        grads = [g[groups] for g in self.grads]
+        whole = groups == slice(0, self.G)
         for start, coefficient in zip(self.starts, coefficients, strict=True):
             self.kernel.train_batch(
                 self.dtype,
-                G,
+                groups.stop - g0,
                 self.H,
                 min(self.B, n - start),
                 *pointers,
                 x + start * L * item,
                 y + start * L * item,
                 n,
-                loss.data_ptr(),
-                correct.data_ptr(),
+                loss,
+                correct,
             )
-            optimizer.step(self.grads, coefficient)
-        return loss.numpy().copy(), correct.numpy().copy()
+            optimizer.step(
+                grads, coefficient if whole else shard_coefficient(coefficient, groups)
+            )
 
     def validate(self):
         """Validation loss and accuracy per (padded) replica, NumPy float64."""
-        loss, correct = self.sums[2], self.sums[3]
+        self._in_parallel(self._validate_groups)
+        n = len(self.y_test)
+        return self.sums[2].numpy() / n, self.sums[3].numpy() / n
+
+    def _validate_groups(self, groups: slice):
         self.kernel.evaluate(
             self.dtype,
-            self.G,
+            groups.stop - groups.start,
             self.H,
             len(self.y_test),
-            self.W1.data_ptr(),
-            self.W2.data_ptr(),
+            at_group(self.W1, groups.start),
+            at_group(self.W2, groups.start),
             self.x_test.data_ptr(),
             self.y_test.data_ptr(),
-            loss.data_ptr(),
-            correct.data_ptr(),
+            *(at_group(t.view(self.G, self.L), groups.start) for t in self.sums[2:]),
         )
-        n = len(self.y_test)
-        return loss.numpy() / n, correct.numpy() / n
+
+    def _in_parallel(self, work):
+        """``work(groups)`` for every shard: the first in this thread, the others in
+        the pool (the kernel and PyTorch's ops release the GIL)."""
+        if len(self.shards) == 1:
+            work(self.shards[0])
+            return
+        others = [self.pool.submit(work, groups) for groups in self.shards[1:]]
+        work(self.shards[0])
+        for future in others:
+            future.result()
 
     def keras_weights(self):
         return to_keras(unlanes(self.W1), unlanes(self.W2))
 
     @contextlib.contextmanager
     def threads(self):
-        """One PyTorch thread while training: the kernel runs on one core, and the
-        optimizer's small element-wise ops gain little from a second thread but stall
-        badly when another process keeps that core busy."""
+        """Training on as many threads as PyTorch may use, each with its own shard of
+        lane groups and one PyTorch thread. Shards are independent replicas and meet
+        once per epoch, so a core that another process keeps busy only slows its own
+        shard (the optimizer's small element-wise ops, split by PyTorch instead, would
+        meet at every update and stall)."""
         previous = torch.get_num_threads()
+        n_shards = max(1, min(previous, self.G))
+        bounds = np.linspace(0, self.G, n_shards + 1).round().astype(int)
+        self.shards = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         torch.set_num_threads(1)
         try:
-            yield
+            with ThreadPoolExecutor(max_workers=max(1, n_shards - 1)) as self.pool:
+                yield
         finally:
             torch.set_num_threads(previous)
+            self.shards = [slice(0, self.G)]
 
     def zero(self, dead: np.ndarray) -> None:
         """Zero the weights of replicas in boolean mask ``dead`` (padded R,)."""
         mask = torch.from_numpy(dead).view(self.column_shape)
         self.W1.masked_fill_(mask, 0)
         self.W2.masked_fill_(mask, 0)
+
+
+def at_group(t: torch.Tensor, g: int) -> int:
+    """Address of lane group ``g`` of a contiguous tensor with the groups first."""
+    return t.data_ptr() + g * t[0].numel() * t.element_size()
+
+
+def shard_coefficient(coefficient, groups: slice):
+    """An optimizer coefficient (a column tensor, or a tuple of them) for ``groups``."""
+    if isinstance(coefficient, tuple):
+        return tuple(c[groups] for c in coefficient)
+    return coefficient[groups]
 
 
 def pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -135,3 +136,42 @@ def test_describe_cpu_names_a_model_and_an_instruction_set():
     assert model and isa.endswith(")")
     if "avx2" in cpu_flags():
         assert isa in ("AVX2)", "AVX-512)")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(optimizer="adam", learning_rate=[0.01, 0.001]),
+        dict(optimizer="sgd", learning_rate=[0.05, 0.01], momentum=0.9, nesterov=True),
+        # 30.0 diverges: a diverged replica is frozen between epochs, across shards.
+        dict(optimizer="sgd", learning_rate=[30.0, 0.01], plateau=True),
+    ],
+    ids=["adam", "nesterov", "divergence-plateau"],
+)
+def test_threads_split_the_lane_groups_without_changing_a_bit(settings, monkeypatch):
+    # With several PyTorch threads the engine trains shards of lane groups in parallel;
+    # the replicas are independent, so the results must be the very same bits.
+    if _replicas_kernel.load() is None:
+        pytest.skip(f"no replicas kernel: {_replicas_kernel.status}")
+    monkeypatch.setenv(_replicas_kernel.SWITCH, "1")
+    lanes = _replicas_kernel.load().lanes[torch.float32]
+    results = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            results.append(
+                replicas.train(
+                    **settings,
+                    seeds=range(2 * lanes + 3),  # shards of unequal size
+                    epochs=4,
+                    semantics="keras",
+                    progress=False,
+                )
+            )
+    finally:
+        torch.set_num_threads(previous)
+    one, many = results
+    pd.testing.assert_frame_equal(one.frame, many.frame)
+    for x, y in zip(one.weights, many.weights, strict=True):
+        np.testing.assert_array_equal(x, y)
