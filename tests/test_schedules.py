@@ -1,13 +1,11 @@
 """lrtools.schedules against the frameworks' own schedules (parity), and its checks."""
 
-import os
 import warnings
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _keras2_wheels import keras2_source
 
 from lrtools import schedules
 from lrtools.keras_tools import keras
@@ -112,12 +110,5 @@ def test_bad_arguments_raise_a_clear_value_error(kwargs, name):
 
 @pytest.mark.parametrize(("version", "line"), [("2.2.4", 189), ("2.3.1", 197)])
 def test_keras2_sgd_decays_by_its_update_counter(version, line):
-    folder = os.environ.get("KERAS2_WHEELS")
-    if not folder:
-        pytest.skip("KERAS2_WHEELS is not set (a directory with the Keras 2 wheels)")
-    wheels = sorted(Path(folder).glob(f"Keras-{version}-*.whl"))
-    if not wheels:
-        pytest.skip(f"no Keras {version} wheel in {folder}")
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        source = wheel.read("keras/optimizers.py").decode().splitlines()
+    source = keras2_source(version, "keras/optimizers.py").splitlines()
     assert "(1. / (1. + self.decay * K.cast(self.iterations" in source[line - 1]

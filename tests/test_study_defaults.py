@@ -10,13 +10,11 @@ their source still says what the transcription assumes. Without them (3) is skip
 """
 
 import ast
-import os
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _keras2_wheels import keras2_source
 
 from lrtools import data, replicas, study
 from lrtools import torch_tools as tt
@@ -194,17 +192,6 @@ def test_bad_optimizer_name_raises(bad):
 # --------------------------------------------------------------------------------------
 # (3) The Keras 2 source itself, when its wheels are at hand
 # --------------------------------------------------------------------------------------
-
-
-def keras2_source(version, member):
-    folder = os.environ.get("KERAS2_WHEELS")
-    if not folder:
-        pytest.skip("KERAS2_WHEELS is not set (a directory with the Keras 2 wheels)")
-    wheels = sorted(Path(folder).glob(f"Keras-{version}-*.whl"))
-    if not wheels:
-        pytest.skip(f"no Keras {version} wheel in {folder}")
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        return wheel.read(member).decode()
 
 
 def class_node(tree, name):
