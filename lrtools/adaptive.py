@@ -1,4 +1,4 @@
-"""Keras 3's Adagrad and Adam taken by ``torch.optim``: the settings under which they agree.
+"""Keras 3's Adagrad and Adam in ``torch.optim``: the settings under which they agree.
 
 Keras 3 and PyTorch keep the same moments for RMSprop, Adagrad and Adam, but add epsilon
 in different places and round some constants to float32 (Keras 3.15, PyTorch 2.13):
@@ -8,11 +8,12 @@ in different places and round some constants to float32 (Keras 3.15, PyTorch 2.1
   eps)``. With PyTorch's ``eps=0`` and its accumulator starting at Keras's float32
   start *plus* Keras's epsilon, the two square roots are the same number:
   :func:`keras_adagrad_options`.
-- **Adam.** Keras adds epsilon to ``sqrt(v)`` after folding both bias corrections into
-  the step size ("epsilon hat"), computed with the betas rounded to float32; PyTorch adds
-  it to the bias-corrected ``sqrt(v / (1 - b2**t))``. Keras's step equals PyTorch's when
-  PyTorch's ``eps`` is ``eps / sqrt(1 - b2**t)`` and its rate absorbs the float32 bias
-  corrections, both changing with the update count ``t``: :class:`KerasAdamSteps`.
+- **Adam.** Keras adds epsilon to ``sqrt(v)`` after folding both bias corrections
+  into the step size ("epsilon hat"), computed with the betas rounded to float32;
+  PyTorch adds it to the bias-corrected ``sqrt(v / (1 - b2**t))``. Keras's step
+  equals PyTorch's when PyTorch's ``eps`` is ``eps / sqrt(1 - b2**t)`` and its rate
+  absorbs the float32 bias corrections, both changing with the update count ``t``:
+  :class:`KerasAdamSteps`.
 - **RMSprop.** Keras divides by ``sqrt(v + eps)``, PyTorch by ``sqrt(v) + eps``. No
   constant ``eps`` makes these equal for every ``v``: they agree only where epsilon is
   negligible in both places (a tiny epsilon, such as 1e-30, in both frameworks).

@@ -169,12 +169,12 @@ def test_same_looking_constants_do_not_take_keras_steps(name, at_least):
 
 
 def test_no_constant_torch_epsilon_is_kerass_rmsprop():
-    """sqrt(v + eps) = sqrt(v) + e needs e = sqrt(v + eps) - sqrt(v), which moves with v."""
+    """sqrt(v + eps) = sqrt(v) + e needs e = sqrt(v + eps) - sqrt(v), moving with v."""
     eps = 1e-7
     v = np.array([1e-12, 1e-8, 1e-4, 1.0])
     needed = np.sqrt(v + eps) - np.sqrt(v)
     assert needed[0] / needed[-1] > 1e3  # from ~3e-4 down to 5e-8
-    # At gradients below sqrt(eps), Keras's step is g / sqrt(eps)-limited, torch's is not.
+    # Gradients below sqrt(eps): Keras's step is g / sqrt(eps)-limited, torch's is not.
     g = 1e-6
     keras_step, torch_step = g / math.sqrt(g**2 + eps), g / (math.sqrt(g**2) + eps)
     assert torch_step > 100 * keras_step
