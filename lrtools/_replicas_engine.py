@@ -92,6 +92,10 @@ class Config:
     plateau_min_lr: np.ndarray
     plateau_relative: np.ndarray  # bool (torch threshold_mode "rel")
     plateau_eps: np.ndarray
+    # A given rate per update: row r, column t is the rate of replica r's update after
+    # t updates (float64 (R, updates + 1); NaN rows for replicas without one).
+    rate_table: np.ndarray
+    scheduled: np.ndarray  # bool: the replica follows its rate_table row
 
 
 @dataclass
@@ -509,9 +513,14 @@ class Schedule:
 
     def rate(self, t: int) -> np.ndarray:
         """The rates for the update after ``t`` updates (0-based), shape (R,)."""
+        c = self.c
+        if c.scheduled.any():
+            out = self.lr.copy()
+            out[c.scheduled] = c.rate_table[c.scheduled, t]
+            return out
         if not self.decaying.any():
             return self.lr
-        c, d = self.c, self.decaying
+        d = self.decaying
         out = self.lr.copy()
         if self.keras:
             # InverseTimeDecay(lr0, decay_steps=1, decay_rate=d): all in float32
@@ -891,7 +900,8 @@ def padded(c: Config, R: int) -> Config:
     for field in dataclasses.fields(c):
         value = getattr(c, field.name)
         if isinstance(value, np.ndarray) and len(value) < R:
-            changes[field.name] = np.pad(value, (0, R - len(value)), mode="edge")
+            extra = [(0, R - len(value))] + [(0, 0)] * (value.ndim - 1)
+            changes[field.name] = np.pad(value, extra, mode="edge")
     return dataclasses.replace(c, **changes)
 
 

@@ -221,6 +221,7 @@ def train(
     plateau_min_lr=None,
     plateau_threshold_mode=None,
     plateau_eps=None,
+    rate_schedule=None,
     dtype: torch.dtype = torch.float32,
     initial_weights: Sequence[np.ndarray] | None = None,
     orders: np.ndarray | None = None,
@@ -301,6 +302,24 @@ def train(
         PyTorch only (default "rel"); Keras's ``min_delta`` is absolute.
     plateau_eps : float >= 0
         PyTorch only: a cut smaller than this is skipped (default 1e-8).
+    rate_schedule : callable or None
+        Any schedule given as a function of the update count: called once with the
+        int64 array ``0, 1, ..., epochs * updates_per_epoch``, it returns the rate of
+        the update after that many updates (finite, >= 0; the last entry is the rate
+        recorded after the last epoch). For instance
+        ``functools.partial(lrtools.schedules.cosine_decay, initial_learning_rate=0.1,
+        decay_steps=3200)``, or a per-epoch schedule through ``t // updates_per_epoch``.
+        It replaces ``learning_rate`` (which must still be given) in every update.
+        The history's ``learning_rate`` is then the rate after the epoch's last update
+        (what Keras and a per-update PyTorch scheduler record); for a per-epoch
+        schedule written through ``t // updates_per_epoch`` that is next epoch's rate.
+        Under ``semantics="keras"`` the rates are rounded to float32, as Keras keeps
+        them; for Keras's own float32 arithmetic, evaluate a
+        ``keras.optimizers.schedules`` object ``s`` itself, one count at a time
+        (``lambda t: [float(s(int(u))) for u in t]``: some take scalars only), and the
+        run equals Keras's ``fit`` with that schedule.
+        Under ``semantics="torch"`` it equals ``LambdaLR`` (or any scheduler with the
+        same rates) stepped after every update. None: off.
     dtype : torch.float32 or torch.float64
         Arithmetic of the weights and the data (float64 for exact comparisons).
     initial_weights : list of 4 arrays, optional
@@ -361,8 +380,16 @@ def train(
 
     settings = _settings(given, optimizer, semantics)
     layout = _Layout(len(settings), len(seeds))
+    updates_per_epoch = data.steps_per_epoch(len(split.x_train), batch_size)
     config = _config(
-        settings, layout.setting, optimizer, semantics, epochs, batch_size, dtype
+        settings,
+        layout.setting,
+        optimizer,
+        semantics,
+        epochs,
+        batch_size,
+        dtype,
+        updates_per_epoch,
     )
     weights = _initial_weights(initial_weights, seeds, layout, dtype)
     order_source = _order_source(orders, seeds, layout, epochs, len(split.x_train))
@@ -391,6 +418,7 @@ HYPERPARAMETERS = (
     "step_factor",
     "plateau",
     *PLATEAU_DEFAULTS,
+    "rate_schedule",
 )
 
 
@@ -496,6 +524,13 @@ def _check_entry(name, value):
         return _checks.non_negative_int(name, value)
     if name == "plateau_threshold_mode":
         return _checks.choice(name, value, ("rel", "abs"))
+    if name == "rate_schedule":
+        if value is not None and not callable(value):
+            raise ValueError(
+                f"rate_schedule must be a function of the update count (or None), "
+                f"got {value!r}"
+            )
+        return value
     raise AssertionError(name)  # pragma: no cover
 
 
@@ -534,6 +569,8 @@ def _settings(given: dict, optimizer: str, semantics: str) -> pd.DataFrame:
         columns.append("decay")
     if given["step_every"] is not None:
         columns += ["step_every", "step_factor"]
+    if given["rate_schedule"] is not None:
+        columns.append("rate_schedule")
     if given["plateau"] is not None:
         columns.append("plateau")
         columns += [
@@ -581,6 +618,7 @@ def _settings(given: dict, optimizer: str, semantics: str) -> pd.DataFrame:
                     and not pd.isna(row.get("step_every")),
                 ),
                 ("plateau", bool(row.get("plateau", False))),
+                ("rate_schedule", row.get("rate_schedule") is not None),
             )
             if on
         ]
@@ -593,7 +631,16 @@ def _settings(given: dict, optimizer: str, semantics: str) -> pd.DataFrame:
     return settings
 
 
-def _config(settings, replica_setting, optimizer, semantics, epochs, batch_size, dtype):
+def _config(
+    settings,
+    replica_setting,
+    optimizer,
+    semantics,
+    epochs,
+    batch_size,
+    dtype,
+    updates_per_epoch,
+):
     def per_replica(name, default, kind=np.float64):
         if name in settings:
             values = settings[name].to_numpy()
@@ -605,6 +652,9 @@ def _config(settings, replica_setting, optimizer, semantics, epochs, batch_size,
     plateau_relative = per_replica("plateau_threshold_mode", "rel", object) == "rel"
     if semantics == "keras":
         plateau_relative[:] = False
+    rate_table, scheduled = _rate_table(
+        settings, replica_setting, semantics, epochs * updates_per_epoch
+    )
     return engine.Config(
         optimizer=optimizer,
         semantics=semantics,
@@ -630,7 +680,42 @@ def _config(settings, replica_setting, optimizer, semantics, epochs, batch_size,
         plateau_min_lr=per_replica("plateau_min_lr", 0.0),
         plateau_relative=plateau_relative,
         plateau_eps=per_replica("plateau_eps", 0.0),
+        rate_table=rate_table,
+        scheduled=scheduled,
     )
+
+
+def _rate_table(settings, replica_setting, semantics, updates):
+    """Each replica's rate per update from its setting's ``rate_schedule`` (see
+    :func:`train`), checked: (R, updates + 1) float64, and which replicas use one."""
+    functions = settings["rate_schedule"] if "rate_schedule" in settings else None
+    table = np.full((len(settings), updates + 1), np.nan)
+    steps = np.arange(updates + 1, dtype=np.int64)
+    for i, function in enumerate([] if functions is None else functions):
+        if function is None:
+            continue
+        try:
+            rates = np.asarray(function(steps), dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"rate_schedule of setting {i} must accept an int64 array of update "
+                f"counts and return one rate per count; it raised {error!r}"
+            ) from error
+        if rates.shape != steps.shape:
+            raise ValueError(
+                f"rate_schedule of setting {i} must return one rate per update count "
+                f"(shape {steps.shape}), got shape {rates.shape}"
+            )
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~(np.isfinite(rates) & (rates >= 0)))
+        if bad.size:
+            raise ValueError(
+                f"rate_schedule of setting {i} must return finite rates >= 0, got "
+                f"{rates[bad[0]]!r} after {bad[0]} updates"
+            )
+        table[i] = engine.f32(rates) if semantics == "keras" else rates
+    scheduled = ~np.isnan(table[:, 0])
+    return table[replica_setting], scheduled[replica_setting]
 
 
 def _initial_weights(initial_weights, seeds, layout: _Layout, dtype):

@@ -9,6 +9,7 @@ not chaotic: at larger rates (e.g. SGD at 0.025) a 1e-15 nudge of one weight mov
 loss by 2e-7 within torch_tools.fit itself, and the engine's gap is then no smaller.
 """
 
+import functools
 import math
 import os
 import shutil
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrtools import _replicas_engine, _replicas_kernel, data, replicas
+from lrtools import _replicas_engine, _replicas_kernel, data, replicas, schedules
 from lrtools import torch_tools as tt
 
 SPLIT64 = data.make_blobs_split(dtype="float64")
@@ -223,6 +224,15 @@ def test_schedule_columns_appear_when_used():
         ({"plateau_patience": 2}, "apply only with plateau=True"),
         ({"plateau": True, "plateau_eps": 0.0}, "applies to semantics 'torch' only"),
         ({"decay": 0.01, "step_every": 10}, "one schedule per setting at most"),
+        (
+            {"decay": 0.01, "rate_schedule": lambda t: 0.1 + 0 * t},
+            "one schedule per setting at most",
+        ),
+        ({"rate_schedule": 0.1}, "rate_schedule must be a function"),
+        ({"rate_schedule": lambda t: 0.1}, "one rate per update count"),
+        ({"rate_schedule": lambda t: np.nan * t}, "finite rates >= 0"),
+        ({"rate_schedule": lambda t: -0.1 + 0 * t}, "finite rates >= 0"),
+        ({"rate_schedule": lambda: 0.1}, "must accept an int64 array"),
         ({"step_every": 0}, "step_every must be an integer >= 1"),
         ({"plateau": True, "plateau_factor": 1.0}, "plateau_factor must be < 1"),
         ({"dtype": torch.float16}, "dtype must be"),
@@ -420,6 +430,53 @@ def test_step_schedule_equals_steplr_per_epoch():
     rates = result.history(0, seeds[0])["learning_rate"]
     # The first cut applies from epoch index 30 on (StepLR stepped after each epoch).
     assert rates[29] == 0.05 and rates[30] == pytest.approx(0.025)
+
+
+@pytest.mark.usefixtures("formulation")
+def test_rate_schedule_equals_torch_schedulers_per_update_and_per_epoch():
+    # Two schedules as functions of the update count, against the real schedulers:
+    # OneCycleLR stepped after every update, CosineAnnealingLR after every epoch.
+    seeds, epochs, per_epoch = [2, 5], 60, 16
+    one_cycle = functools.partial(
+        schedules.one_cycle_lr, max_lr=0.05, total_steps=epochs * per_epoch + 1
+    )
+
+    def cosine_per_epoch(t):
+        return schedules.cosine_annealing_lr(t // per_epoch, 0.1, T_max=40)
+
+    result = engine(
+        learning_rate=[0.05, 0.1],
+        momentum=[0.0, 0.9],
+        rate_schedule=[one_cycle, cosine_per_epoch],
+        seeds=seeds,
+        epochs=epochs,
+        semantics="torch",
+    )
+    per_update = (
+        lambda p: torch.optim.SGD(p, lr=0.05),
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(
+            o, max_lr=0.05, total_steps=epochs * per_epoch + 1, cycle_momentum=False
+        ),
+        "step",
+    )
+    assert_replicas_match_torch(result, {(0, seeds[0]): per_update}, epochs=epochs)
+
+    theirs, weights = reference(
+        lambda: torch_run(
+            seeds[1],
+            epochs,
+            lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=40),
+        )
+    )
+    ours = result.history(1, seeds[1])
+    assert history_gap(ours, theirs, keys=METRICS[1:]) < EXACT
+    assert max_gap(result.final_weights(1, seeds[1]), weights) < EXACT
+    # The recorded rate is the next update's: for a per-epoch schedule, next epoch's.
+    np.testing.assert_allclose(
+        ours["learning_rate"][:-1], theirs["learning_rate"][1:], rtol=1e-12, atol=1e-16
+    )
+    assert ours["learning_rate"][39] == pytest.approx(0.0, abs=1e-15)  # end of epoch 40
 
 
 @pytest.mark.usefixtures("formulation")
@@ -635,6 +692,28 @@ def test_keras_inverse_time_decay_schedule(keras_run):
         keras_run, 5, 40, optimizer, learning_rate=0.2, momentum=0.9, decay=0.003
     )
     assert ours["learning_rate"][-1] < 0.2 / 2
+
+
+@pytest.mark.usefixtures("formulation")
+def test_keras_schedule_object_as_rate_schedule(keras_run):
+    # A Keras schedule object is a function of the update count: given as
+    # rate_schedule, its own float32 arithmetic makes the replica Keras's fit.
+    keras = keras_run.keras
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=400, warmup_target=0.3, warmup_steps=160
+    )
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.5)
+    ours = assert_replica_matches_keras(
+        keras_run,
+        4,
+        40,
+        optimizer,
+        learning_rate=0.3,
+        momentum=0.5,
+        rate_schedule=lambda t: np.array([float(schedule(int(u))) for u in t]),
+    )
+    assert ours["learning_rate"][9] == pytest.approx(0.3, rel=1e-6)  # warmed up
+    assert ours["learning_rate"][-1] < 0.3 * 0.05  # and decayed
 
 
 @pytest.mark.usefixtures("formulation")
