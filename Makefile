@@ -16,8 +16,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The site serves its own MathJax (no CDN: readers may be offline); the browser tests
+# inject axe-core. Both come from npm, pinned in package-lock.json.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+MATHJAX := _site_extra/mathjax/tex-chtml.js
+$(MATHJAX): $(NODE_STAMP)
+	rm -rf _site_extra/mathjax
+	mkdir -p _site_extra
+	cp -r node_modules/mathjax/es5 _site_extra/mathjax
+
 ## book: execute every chapter (cached) and render the site into _build/html
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 
 # The study ran Keras 2: tests/test_study_defaults.py reads its optimizers' source from
