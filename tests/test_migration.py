@@ -1,10 +1,11 @@
 """The migration appendix: its claims about Keras 2, checked against Keras 2's source.
 
-``chapters/migration.md`` runs every old habit on the installed Keras 3 and PyTorch and
-asserts what happens. What it says of Keras 2 itself (what the old code used to do) cannot
-run here, since Keras 2 is not installed; these tests read it from the Keras 2.2.4 and
-2.3.1 wheels (``KERAS2_WHEELS``, see ``_keras2_wheels.py``) and skip without them. A last
-test checks that the appendix's table covers the APIs it promises.
+``chapters/migration.md`` runs every old habit on the installed Keras 3 and PyTorch
+and asserts what happens. What it says of Keras 2 itself (what the old code used to
+do) cannot run here, since Keras 2 is not installed; these tests read it from the
+Keras 2.2.4 and 2.3.1 wheels (``KERAS2_WHEELS``, see ``_keras2_wheels.py``) and skip
+without them. A last test checks that the appendix's table covers the APIs it
+promises.
 """
 
 import ast
@@ -27,7 +28,7 @@ def init_defaults(source: str, cls: str) -> dict:
                     args = item.args.args[-len(item.args.defaults) :]
                     return {
                         a.arg: ast.literal_eval(d)
-                        for a, d in zip(args, item.args.defaults)
+                        for a, d in zip(args, item.args.defaults, strict=True)
                     }
     raise LookupError(cls)
 
