@@ -178,3 +178,60 @@ def test_study_settings_differ_by_default_and_agree_when_matched():
 def test_bad_arguments_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_replica_engine_under_matched_settings_cuts_on_kerass_epochs():
+    """The hundred-seed claim of the chapter in small: the engine's PyTorch rules with
+    ``torch_options_for_keras`` give Keras's rules' cut epochs in training."""
+    import torch
+
+    from lrtools import replicas
+
+    keras_options = {"patience": 2, "cooldown": 2, "min_delta": 1e-3, "factor": 0.5}
+    torch_options = plateau.torch_options_for_keras(**keras_options)
+    common = {
+        "learning_rate": 2.0**-5,  # exact in float32, as are its halvings
+        "seeds": range(6),
+        "epochs": 60,
+        "dtype": torch.float64,
+        "plateau": True,
+        "progress": False,
+    }
+    keras = replicas.train(
+        semantics="keras",
+        plateau_patience=keras_options["patience"],
+        plateau_cooldown=keras_options["cooldown"],
+        plateau_min_delta=keras_options["min_delta"],
+        plateau_factor=keras_options["factor"],
+        **common,
+    ).frame
+    matched = replicas.train(
+        semantics="torch",
+        plateau_patience=torch_options["patience"],
+        plateau_cooldown=torch_options["cooldown"],
+        plateau_min_delta=torch_options["threshold"],
+        plateau_threshold_mode=torch_options["threshold_mode"],
+        plateau_eps=torch_options["eps"],
+        plateau_min_lr=torch_options["min_lr"],
+        plateau_factor=torch_options["factor"],
+        **common,
+    ).frame
+    literal = replicas.train(
+        semantics="torch",
+        plateau_patience=keras_options["patience"],
+        plateau_cooldown=keras_options["cooldown"],
+        plateau_min_delta=keras_options["min_delta"],
+        plateau_factor=keras_options["factor"],
+        **common,
+    ).frame
+    rates = {
+        name: frame.pivot(index="epoch", columns="seed", values="learning_rate")
+        for name, frame in [
+            ("keras", keras),
+            ("matched", matched),
+            ("literal", literal),
+        ]
+    }
+    assert (rates["keras"].nunique() > 2).all()  # several cuts on every seed
+    assert rates["matched"].equals(rates["keras"])
+    assert not rates["literal"].equals(rates["keras"])
