@@ -41,16 +41,17 @@ $(KERAS2)/.downloaded: $(STAMP)
 	$(BIN)/pip download --quiet --no-deps keras==2.3.1 -d $(KERAS2)
 	touch $@
 
-## test: build the book, lint, then lrtools unit and parity tests and nbval on every chapter
+## test: build the book, lint, then lrtools unit and parity tests, the site in a browser
+## (tests/site: needs Debian's chromium) and nbval on every chapter
 test: book lint $(KERAS2)/.downloaded
 	$(QUIET) KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests _build/jupyter_execute/chapters \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-## unit: lrtools tests only (no book build)
+## unit: lrtools tests only (no book build, no browser)
 unit: $(STAMP) $(KERAS2)/.downloaded
-	KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests
+	KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests --ignore=tests/site
 
-LINTED := lrtools tests benchmarks conftest.py
+LINTED := lrtools tests benchmarks conftest.py _ext
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

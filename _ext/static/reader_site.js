@@ -1,6 +1,8 @@
 // Controls whose aria-label differs from their visible text (the search button's
-// "Ctrl+K", the "Show code cell source" toggles) confuse speech-input users, who say
-// what they see (axe: label-content-name-mismatch). Let the visible text name them.
+// "Ctrl+K", the "Show code cell source" toggles, the colour-mode button once its icons
+// carry titles) confuse speech-input users, who say what they see (axe:
+// label-content-name-mismatch). Let the visible text name them, also after the theme's
+// scripts change the controls.
 function nameControlsByTheirText() {
   document
     .querySelectorAll("button[aria-label], summary[aria-label]")
@@ -11,5 +13,13 @@ function nameControlsByTheirText() {
       }
     });
 }
-document.addEventListener("DOMContentLoaded", nameControlsByTheirText);
-window.addEventListener("load", nameControlsByTheirText);
+
+document.addEventListener("DOMContentLoaded", () => {
+  nameControlsByTheirText();
+  new MutationObserver(nameControlsByTheirText).observe(document.body, {
+    attributes: true,
+    attributeFilter: ["aria-label"],
+    childList: true,
+    subtree: true,
+  });
+});
