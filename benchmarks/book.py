@@ -4,8 +4,10 @@ The book build and nbval each execute every chapter, and students wait for the b
 their laptops, so its run time is measured against a fixed yardstick: one 200-epoch
 run of the original study's code ported naively to Keras 3 (``model.fit`` on NumPy
 arrays, :func:`keras_fit.run_naive_keras`), timed in this same job after the chapters.
-The target is at most 10 times that run for today's chapters, and under 20 times for
-the complete book.
+The budget: the complete book, with every chapter still planned, under 20 times that
+run (less than running the study's 24 single-seed experiments once). The first six
+chapters were held to 10 times (issue 8: 167 s against 19.6 s, 8.5 times, when they were
+the whole book).
 
 Every chapter of ``_toc.yml`` runs as the build runs it: its MyST source converted by
 jupytext, executed by nbclient in a fresh Python kernel with ``TQDM_DISABLE=1``, from
@@ -33,7 +35,7 @@ import yaml
 from _cli import positive_int
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_RATIO = 10
+BUDGET_RATIO = 20  # the complete book, planned chapters included
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -131,8 +133,12 @@ def main(argv=None) -> None:
             print(f"    {cell_time:6.1f} s  {first_line}")
     naive = naive_keras_seconds()
     ratio = total / naive
-    verdict = "within" if ratio <= TARGET_RATIO else "ABOVE"
-    print(f"{verdict} the target of {TARGET_RATIO} naive runs")
+    verdict = "within" if ratio < BUDGET_RATIO else "ABOVE"
+    left = BUDGET_RATIO * naive - total
+    print(
+        f"{verdict} the budget of {BUDGET_RATIO} naive runs for the complete book "
+        f"({left:.0f} s left for the chapters still planned)"
+    )
     print(f"book: {total:.0f} s, naive keras run: {naive:.1f} s, ratio: {ratio:.1f}")
 
 
