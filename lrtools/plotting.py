@@ -12,6 +12,9 @@ from lrtools.history import diverged_epoch
 
 CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green")
 TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
+# Blue and orange stay apart for colour-blind readers; the line styles keep training and
+# test apart in grey-scale print too (the best-classifier reference is dashed).
+TRAIN_STYLE, TEST_STYLE = "-.", "-"
 
 
 def plot_blobs(ax, x: np.ndarray, y: np.ndarray, *, title: str | None = None):
@@ -50,6 +53,7 @@ def plot_seed_band(
     label: str,
     color: str,
     band: tuple[float, float] | None = None,
+    linestyle: str = "-",
 ):
     """Mean over seeds of ``column`` by epoch, with the min-max range over seeds shaded.
 
@@ -67,7 +71,7 @@ def plot_seed_band(
         high[alive] = np.nanmax(values[alive], axis=1)
     else:
         low[alive], high[alive] = np.nanquantile(values[alive], band, axis=1)
-    ax.plot(epochs, mean, color=color, label=label, linewidth=1.3)
+    ax.plot(epochs, mean, color=color, label=label, linewidth=1.3, linestyle=linestyle)
     if values.shape[1] > 1:
         ax.fill_between(epochs, low, high, color=color, alpha=0.25, linewidth=0)
     return ax
@@ -100,9 +104,23 @@ def plot_learning_curves(
     ``reference`` draws a dashed horizontal line (e.g. the best accuracy any
     classifier can expect).
     """
-    plot_seed_band(ax, frame, metric, label="train", color=TRAIN_COLOR, band=band)
     plot_seed_band(
-        ax, frame, f"val_{metric}", label="test", color=TEST_COLOR, band=band
+        ax,
+        frame,
+        metric,
+        label="train",
+        color=TRAIN_COLOR,
+        band=band,
+        linestyle=TRAIN_STYLE,
+    )
+    plot_seed_band(
+        ax,
+        frame,
+        f"val_{metric}",
+        label="test",
+        color=TEST_COLOR,
+        band=band,
+        linestyle=TEST_STYLE,
     )
     if reference is not None:
         ax.axhline(

@@ -59,6 +59,14 @@ def test_curve_grid_draws_the_reference_line_in_every_panel(frame):
     plt.close("all")
 
 
+def test_train_test_and_reference_differ_in_line_style_not_only_colour(frame):
+    # Read in grey-scale, colour alone would not tell the three lines apart.
+    axes = plotting.plot_curve_grid(frame, panel="lr", ncols=3, reference=0.84)
+    styles = [line.get_linestyle() for line in axes.ravel()[1].lines]
+    assert len(styles) == 3 and len(set(styles)) == 3, styles
+    plt.close("all")
+
+
 def test_quantile_band_is_narrower_than_the_range():
     frame = experiments.run_grid(train, {"lr": [0.1]}, seeds=range(41))
     _, (ax_range, ax_band) = plt.subplots(1, 2)
