@@ -33,6 +33,18 @@ def learning_rate(name: str, value) -> float:
     return float(value)
 
 
+def non_negative(name: str, value) -> float:
+    """Return ``value`` as a float, or raise ValueError unless it is finite and >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def in_unit_interval(name: str, value, *, closed_right: bool = False) -> float:
     """Return ``value`` as a float; ValueError unless 0 <= value < 1 (or <= 1)."""
     ok_right = value <= 1 if closed_right else value < 1

@@ -30,21 +30,12 @@ from numbers import Real
 import numpy as np
 import torch
 
+from lrtools import _checks
+
 
 def _float32(x: float) -> float:
     """``x`` as Keras stores a Python-float hyperparameter: rounded to float32."""
     return float(np.float32(x))
-
-
-def _non_negative(name: str, value) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def keras_adagrad_options(
@@ -81,8 +72,8 @@ def keras_adagrad_options(
         raise ValueError(
             f"learning_rate must be a finite number > 0, got {learning_rate!r}"
         )
-    start = _non_negative("initial_accumulator_value", initial_accumulator_value)
-    epsilon = _non_negative("epsilon", epsilon)
+    start = _checks.non_negative("initial_accumulator_value", initial_accumulator_value)
+    epsilon = _checks.non_negative("epsilon", epsilon)
     if start + epsilon == 0:
         raise ValueError(
             "initial_accumulator_value + epsilon must be > 0 (else a weight whose "
@@ -129,7 +120,7 @@ class KerasAdamSteps:
         if any(group["amsgrad"] for group in optimizer.param_groups):
             raise ValueError("optimizer must have amsgrad=False, got amsgrad=True")
         self.optimizer = optimizer
-        self.epsilon = _non_negative("epsilon", epsilon)
+        self.epsilon = _checks.non_negative("epsilon", epsilon)
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.updates = 0  # updates done so far
         self._prepare(1)

@@ -12,7 +12,6 @@ Both frameworks are imported only when a function needs them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from numbers import Real
 from types import SimpleNamespace
@@ -31,17 +30,6 @@ def _losses(losses) -> list[float]:
             f"losses must be a non-empty 1-D sequence of finite numbers, got {losses!r}"
         )
     return [float(v) for v in values]
-
-
-def _non_negative(name: str, value) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def keras_rates(losses: Sequence[float], *, learning_rate: float = 0.01, **options):
@@ -147,10 +135,10 @@ def torch_options_for_keras(
     return {
         "factor": float(factor),
         "patience": max(patience - 1, 0),
-        "threshold": _non_negative("min_delta", min_delta),
+        "threshold": _checks.non_negative("min_delta", min_delta),
         "threshold_mode": "abs",
         "cooldown": max(cooldown - 1, 0),
-        "min_lr": _non_negative("min_lr", min_lr),
+        "min_lr": _checks.non_negative("min_lr", min_lr),
         "eps": 0.0,
     }
 

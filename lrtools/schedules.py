@@ -80,10 +80,6 @@ def _positive(name: str, value) -> float:
     return _real(name, value, low=0.0, low_open=True)
 
 
-def _non_negative(name: str, value) -> float:
-    return _real(name, value, low=0.0, low_open=False)
-
-
 def _bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -143,7 +139,7 @@ def inverse_time_decay(
     step = _counts("step", step)
     lr0 = _checks.learning_rate("initial_learning_rate", initial_learning_rate)
     decay_steps = _positive("decay_steps", decay_steps)
-    decay_rate = _non_negative("decay_rate", decay_rate)
+    decay_rate = _checks.non_negative("decay_rate", decay_rate)
     p = step / decay_steps
     if _bool("staircase", staircase):
         p = np.floor(p)
@@ -178,7 +174,7 @@ def piecewise_constant_decay(step, boundaries, values):
             f"values must be a list of len(boundaries) + 1 = {len(bounds) + 1} "
             f"rates, got {values!r}"
         )
-    rates = np.array([_non_negative("values", v) for v in values])
+    rates = np.array([_checks.non_negative("values", v) for v in values])
     # the number of boundaries strictly below the step picks the value
     return _result(rates[np.searchsorted(bounds, step, side="left")])
 
@@ -203,7 +199,7 @@ def polynomial_decay(
     step = _counts("step", step)
     lr0 = _checks.learning_rate("initial_learning_rate", initial_learning_rate)
     decay_steps = _positive("decay_steps", decay_steps)
-    end = _non_negative("end_learning_rate", end_learning_rate)
+    end = _checks.non_negative("end_learning_rate", end_learning_rate)
     power = _positive("power", power)
     if _bool("cycle", cycle):
         horizon = decay_steps * np.where(step == 0, 1.0, np.ceil(step / decay_steps))
@@ -244,7 +240,7 @@ def cosine_decay(
     if warmup_target is None:
         lr0 = _checks.learning_rate("initial_learning_rate", initial_learning_rate)
     else:
-        lr0 = _non_negative("initial_learning_rate", initial_learning_rate)
+        lr0 = _checks.non_negative("initial_learning_rate", initial_learning_rate)
     decay_steps = _positive("decay_steps", decay_steps)
     alpha = _real("alpha", alpha, low=0.0, low_open=False, high=1.0)
     if warmup_target is None:
@@ -327,7 +323,7 @@ def cosine_annealing_lr(epoch, lr, T_max, eta_min=0.0):  # noqa: N803 (torch's n
     epoch = _counts("epoch", epoch)
     lr = _checks.learning_rate("lr", lr)
     t_max = _checks.positive_int("T_max", T_max)
-    eta_min = _non_negative("eta_min", eta_min)
+    eta_min = _checks.non_negative("eta_min", eta_min)
     return _result(eta_min + (lr - eta_min) * (1.0 + np.cos(np.pi * epoch / t_max)) / 2)
 
 
