@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Progress bars are for people at a keyboard; the site and nbval get none (timings differ per run).
 QUIET := TQDM_DISABLE=1 PYTHONHASHSEED=0
 
-.PHONY: book test unit nbval lint format bench clean clean-cache
+.PHONY: book test unit lab lint format bench clean clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ $(MATHJAX): $(NODE_STAMP)
 book: $(STAMP) $(MATHJAX)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 
+# JupyterLab opens the chapters (.md) as notebooks by default: jupytext's viewer for
+# Markdown and MyST files, set in the environment's own settings overrides.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): $(STAMP)
+	mkdir -p $(dir $@)
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $@
+
+## lab: set up .venv (no book build) and open the chapters in JupyterLab
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(BIN)/jupyter lab chapters
+
 # The study ran Keras 2: tests/test_study_defaults.py reads its optimizers' source from
 # the wheels (read as text, never installed).
 KERAS2 := $(VENV)/keras2-wheels
@@ -42,9 +53,9 @@ $(KERAS2)/.downloaded: $(STAMP)
 	touch $@
 
 ## test: build the book, lint, then lrtools unit and parity tests, the site in a browser
-## (tests/site: needs Debian's chromium) and nbval on every chapter
+## (tests/site: needs Debian's chromium) and nbval on every chapter as readers download it
 test: book lint $(KERAS2)/.downloaded
-	$(QUIET) KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests _build/jupyter_execute/chapters \
+	$(QUIET) KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests _build/html/_sources/chapters \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 ## unit: lrtools tests only (no book build, no browser)

@@ -1,0 +1,157 @@
+"""Each chapter downloads as the ``.ipynb`` the build executed (issues 12 and 13).
+
+The page's download menu (sphinx-book-theme) offers a notebook when the page context
+names one in ``ipynb_source``; nothing in jupyter-book 1 sets it, so this extension
+does. The file is the notebook myst-nb wrote to ``_build/jupyter_execute``, with the
+outputs of its execution taken from the execution cache (myst-nb 1.4 writes a notebook
+it took from the cache without them), its code cells and outputs untouched (so
+``make test`` runs nbval on these very files), and its Markdown made readable outside
+the site:
+
+- ``{glue:text}`name:fmt``` roles become the numbers they show on the site, formatted
+  by myst-nb's own function;
+- ``{glue:md}`` directives become the Markdown they paste;
+- ``{glue:figure}`` directives become the figure itself (a cell attachment, which every
+  notebook front end displays), its alt text and its caption;
+- a first cell says where the notebook comes from and how to get ``lrtools``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+from jupyter_cache import get_cache
+from myst_nb.core.variables import format_plain_text
+
+OUTPUT_FOLDER = "jupyter_execute"  # myst-nb's, beside the html folder
+
+GLUE_TEXT = re.compile(r"\{glue:text\}`(?P<key>[^`:]+)(?::(?P<fmt>[^`]*))?`")
+# A {glue:figure} directive in a backtick fence: name, options (":key: value" lines),
+# a blank line, then the caption up to the closing fence.
+GLUE_FIGURE = re.compile(
+    r"^(?P<fence>`{3,})\{glue:figure\}[ \t]+(?P<key>\S+)[ \t]*\n"
+    r"(?P<options>(?:[ \t]*:[\w-]+:[^\n]*\n)*)"
+    r"(?P<caption>.*?)\n(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+# A {glue:md} directive: Markdown a cell computed (the migration chapter's snippets).
+GLUE_MARKDOWN = re.compile(
+    r"^(?P<fence>`{3,})\{glue:md\}[ \t]+(?P<key>\S+)[ \t]*\n"
+    r"(?:[ \t]*:[\w-]+:[^\n]*\n)*"
+    r"(?P=fence)[ \t]*$",
+    re.MULTILINE,
+)
+OPTION = re.compile(r"^[ \t]*:(?P<key>[\w-]+):[ \t]*(?P<value>.*)$", re.MULTILINE)
+
+PREFACE = """\
+```{note}
+This notebook is a chapter of *Learning-Rate Dynamics*, downloaded with the outputs of
+the build that made the site. It needs the book's own `lrtools` package: from a clone of
+the repository, `pip install -r requirements.txt` and `pip install -e .`
+(**not** `pip install lrtools`: PyPI's package of that name is an unrelated project).
+Numbers in the text are those of the build; run the cells to recompute them.
+```"""
+
+
+def _glued_text(glued: dict, key: str, fmt: str | None) -> str:
+    try:
+        plain = glued[key]["data"]["text/plain"]
+    except KeyError as missing:
+        raise KeyError(f"no glued text/plain value named {key!r}") from missing
+    return format_plain_text(plain, fmt or "")
+
+
+def _replace_figures(source: str, glued: dict, attachments: dict) -> str:
+    def figure(match: re.Match) -> str:
+        key = match["key"]
+        try:
+            png = glued[key]["data"]["image/png"]
+        except KeyError as missing:
+            raise KeyError(f"no glued image/png figure named {key!r}") from missing
+        options = {
+            m["key"]: m["value"].strip() for m in OPTION.finditer(match["options"])
+        }
+        alt = options.get("alt", key).replace("]", ")").replace("[", "(")
+        attachments[f"{key}.png"] = {"image/png": png}
+        caption = " ".join(match["caption"].split())
+        return f"![{alt}](attachment:{key}.png)\n\n*Figure.* {caption}"
+
+    return GLUE_FIGURE.sub(figure, source)
+
+
+def _replace_markdown(source: str, glued: dict) -> str:
+    def markdown(match: re.Match) -> str:
+        try:
+            return glued[match["key"]]["data"]["text/markdown"]
+        except KeyError as missing:
+            raise KeyError(
+                f"no glued text/markdown named {match['key']!r}"
+            ) from missing
+
+    return GLUE_MARKDOWN.sub(markdown, source)
+
+
+def _replace_text(source: str, glued: dict) -> str:
+    return GLUE_TEXT.sub(lambda m: _glued_text(glued, m["key"], m["fmt"]), source)
+
+
+def downloadable_notebook(notebook: dict, glued: dict) -> dict:
+    """The executed ``notebook``, its glue roles and figures resolved from ``glued``.
+
+    ``glued`` maps each glue name to its output (myst-nb's ``<page>.glue.json``).
+    Code cells are returned unchanged; a glue name that ``glued`` lacks is a KeyError
+    (the site build would have failed on it too).
+    """
+    cells = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = "".join(cell["source"])
+            attachments = dict(cell.get("attachments", {}))
+            source = _replace_figures(source, glued, attachments)
+            source = _replace_text(_replace_markdown(source, glued), glued)
+            cell = {**cell, "source": source}
+            if attachments:
+                cell["attachments"] = attachments
+        cells.append(cell)
+    preface = {
+        "cell_type": "markdown",
+        "id": "downloaded-from-the-book",
+        "metadata": {},
+        "source": PREFACE,
+    }
+    # after the title cell when the first cell holds the chapter's heading
+    at = 1 if cells and cells[0]["cell_type"] == "markdown" else 0
+    return {**notebook, "cells": [*cells[:at], preface, *cells[at:]]}
+
+
+def _with_cached_outputs(app, notebook):
+    """``notebook`` with the outputs of its execution, from myst-nb's cache."""
+    cache = get_cache(app.env.mystnb_config.execution_cache_path)
+    try:
+        _, merged = cache.merge_match_into_notebook(notebook)
+    except KeyError:  # executed without the cache (execution mode "force", say)
+        return notebook
+    return merged
+
+
+def _write_download(app, pagename, templatename, context, doctree) -> None:
+    executed = Path(app.outdir).parent / OUTPUT_FOLDER / f"{pagename}.ipynb"
+    if not executed.is_file():  # a page that is not a notebook
+        return
+    glue_file = executed.with_suffix(".glue.json")
+    glued = json.loads(glue_file.read_text()) if glue_file.is_file() else {}
+    run = _with_cached_outputs(app, nbformat.read(executed, as_version=4))
+    notebook = downloadable_notebook(json.loads(nbformat.writes(run)), glued)
+    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    # the theme's download menu lists it (its handler runs at priority 501)
+    context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+def setup(app):
+    app.connect("html-page-context", _write_download, priority=500)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
