@@ -252,3 +252,75 @@ def fit(
         verbose=0,
     )
     return pad_history(history.history, epochs)
+
+
+class RangeTest(keras.callbacks.Callback):
+    """The learning-rate range test as a Keras callback, step for step as
+    ``torch_lr_finder.LRFinder.range_test`` with ``step_mode="exp"``.
+
+    Before batch ``i`` (0-based, counted over the whole ``fit``) it sets the rate to
+    ``lrtools.range_test.exponential_rates(start_lr, end_lr, num_iter)[i]``; after
+    the batch it records that rate and the batch's loss, smooths the loss as LRFinder
+    does, and stops training after ``num_iter`` batches or once the smoothed loss
+    exceeds ``diverge_th`` times the best so far. Give ``fit`` at least ``num_iter``
+    batches (e.g. ``epochs=1, steps_per_epoch=num_iter`` on a long enough dataset)
+    and compile without ``steps_per_execution`` (the rate must change every batch).
+
+    Keras's batch logs hold the *running mean* of the epoch's losses, not the batch's
+    own: the callback resets the model's metrics before every batch so that
+    ``logs["loss"]`` is that batch's loss. The history of ``fit`` then reports the
+    last batch only.
+
+    Attributes
+    ----------
+    history : dict of lists
+        ``"lr"``: the rate of each batch; ``"loss"``: the smoothed losses (LRFinder's
+        ``history``); ``"raw_loss"``: the batch losses before smoothing.
+    """
+
+    def __init__(
+        self,
+        start_lr: float,
+        end_lr: float,
+        num_iter: int = 100,
+        *,
+        smooth_f: float = 0.05,
+        diverge_th: float = 5,
+    ):
+        from lrtools import range_test
+
+        super().__init__()
+        self.rates = range_test.exponential_rates(start_lr, end_lr, num_iter)
+        self.smooth_f = _checks.in_unit_interval("smooth_f", smooth_f)
+        # Checked as range_test.stop_index checks it.
+        range_test.stop_index([1.0], diverge_th)
+        self.diverge_th = float(diverge_th)
+        self.history = {"lr": [], "loss": [], "raw_loss": []}
+        self.best_loss = None
+
+    def on_train_begin(self, logs=None):
+        self.history = {"lr": [], "loss": [], "raw_loss": []}
+        self.best_loss = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        i = len(self.history["lr"])
+        self.model.optimizer.learning_rate = float(self.rates[i])
+        self.model.reset_metrics()
+
+    def on_train_batch_end(self, batch, logs=None):
+        i = len(self.history["lr"])
+        raw = float(np.asarray(logs["loss"]))
+        loss = raw
+        if i == 0:
+            self.best_loss = loss
+        else:
+            if self.smooth_f > 0:
+                loss = (
+                    self.smooth_f * raw + (1 - self.smooth_f) * self.history["loss"][-1]
+                )
+            self.best_loss = min(self.best_loss, loss)
+        self.history["lr"].append(float(self.rates[i]))
+        self.history["loss"].append(loss)
+        self.history["raw_loss"].append(raw)
+        if loss > self.diverge_th * self.best_loss or i + 1 == len(self.rates):
+            self.model.stop_training = True
