@@ -919,11 +919,13 @@ class Outcome:
     weights: list[np.ndarray]
 
 
-def run(c: Config, split, weights, orders, progress_bar) -> Outcome:
+def run(c: Config, split, weights, orders, progress_bar, epoch_end=None) -> Outcome:
     """Train every replica; see :func:`lrtools.replicas.train` for the semantics.
 
     ``weights``: Keras-layout list with leading replica axis. ``orders(epoch)`` returns
-    the :class:`EpochOrder` of that epoch (0-based).
+    the :class:`EpochOrder` of that epoch (0-based). ``epoch_end(epoch, weights)``, if
+    given, is called after each epoch's validation with the epoch (1-based) and every
+    replica's weights at that moment (Keras layout, leading replica axis).
     ``progress_bar(iterable)`` wraps the epoch loop.
     """
     R = len(c.learning_rate)
@@ -948,6 +950,8 @@ def run(c: Config, split, weights, orders, progress_bar) -> Outcome:
             losses, correct = nets.train_epoch(orders(epoch), coefficients, optimizer)
             t += steps
             val_loss, val_accuracy = nets.validate()
+            if epoch_end is not None:
+                epoch_end(epoch + 1, [w[:R] for w in nets.keras_weights()])
             rows = alive.copy()
             history["loss"][rows, epoch] = losses[rows] / n
             history["accuracy"][rows, epoch] = correct[rows] / n

@@ -227,6 +227,7 @@ def train(
     orders: np.ndarray | None = None,
     split: data.BlobsSplit | None = None,
     progress: bool = True,
+    epoch_end=None,
 ) -> ReplicaResult:
     """Train ``n_settings * n_seeds`` independent replicas of the study's MLP at once.
 
@@ -335,6 +336,13 @@ def train(
     progress : bool
         Show a tqdm bar over epochs (hidden anyway when the environment sets
         ``TQDM_DISABLE=1``).
+    epoch_end : callable or None
+        Called after every epoch's validation as ``epoch_end(epoch, weights)``: the
+        epoch (1-based) and every replica's weights at that moment, in the layout of
+        :attr:`ReplicaResult.weights` (a list of 4 arrays with a leading replica axis;
+        copies, safe to keep). For records the frame does not hold, such as each
+        epoch's predictions on another data set (see :mod:`lrtools.selection`). A
+        replica that diverged shows zero weights from the next epoch on. None: off.
 
     Returns
     -------
@@ -373,6 +381,11 @@ def train(
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     seeds = _seed_list(seeds)
+    if epoch_end is not None and not callable(epoch_end):
+        raise ValueError(
+            "epoch_end must be a function of (epoch, weights) or None, got "
+            f"{epoch_end!r}"
+        )
     if split is None:
         split = data.make_blobs_split(dtype="float64")
     arguments = locals()
@@ -398,7 +411,9 @@ def train(
     def epoch_bar(iterable):
         return progress_bar(iterable, desc=label, unit="epoch", enabled=progress)
 
-    outcome = engine.run(config, split, weights, order_source, epoch_bar)
+    outcome = engine.run(
+        config, split, weights, order_source, epoch_bar, epoch_end=epoch_end
+    )
     return ReplicaResult(
         frame=_frame(settings, seeds, layout, epochs, outcome.history),
         settings=settings,
