@@ -65,6 +65,7 @@ def keras_range_test(seed, num_iter, **options):
         epochs=1,
         steps_per_epoch=num_iter,
         callbacks=[callback],
+        shuffle=False,  # the dataset is in epoch_permutations order
         verbose=0,
     )
     return callback.history, weights
