@@ -20,7 +20,9 @@ search from the storage URL and the study's name alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sqlite3
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -242,6 +244,25 @@ def final_scores(result, metric: str = "val_accuracy") -> np.ndarray:
     return table.loc[range(len(result.settings)), list(result.seeds)].to_numpy()
 
 
+def final_accuracy(result, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Accuracy on ``x``, ``y`` of every replica's final weights, one row per setting
+    and one column per seed (the order of :func:`final_scores`).
+
+    Measures a search's runs on data their split did not hold (the validation set
+    for runs trained on :func:`evaluation_split`), without training them again.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),):
+        raise ValueError(
+            f"x must have shape (n, 2) and y shape (n,), got {x.shape} and {y.shape}"
+        )
+    w1, b1, w2, b2 = (np.asarray(w, dtype=np.float64) for w in result.weights)
+    hidden = np.maximum(np.einsum("ni,rij->rnj", x, w1) + b1[:, None], 0.0)
+    logits = np.einsum("rnj,rjk->rnk", hidden, w2) + b2[:, None]
+    accuracy = (logits.argmax(axis=2) == y).mean(axis=1)
+    return accuracy.reshape(len(result.settings), len(result.seeds))
+
+
 def score_settings(settings: Sequence[dict], config: TrialConfig) -> list[float]:
     """The objective of each setting: the mean final validation accuracy over the
     config's seeds. A setting whose runs diverge scores 0 (the worst accuracy)."""
@@ -272,11 +293,20 @@ class Search:
 
 
 def default_storage(directory) -> str:
-    """A SQLite storage URL for the file ``decay_search.db`` in ``directory``."""
+    """The URL of the SQLite file ``decay_search.db`` in ``directory``, created in
+    write-ahead-log mode.
+
+    In WAL mode (a setting kept in the file) readers do not wait for a writer and a
+    commit syncs the disk once instead of several times: workers sharing the file
+    wait less, and a search spends about half as long in its storage.
+    """
     path = Path(directory)
     if not path.is_dir():
         raise ValueError(f"directory must be an existing directory, got {directory!r}")
-    return f"sqlite:///{path.resolve() / 'decay_search.db'}"
+    file = path.resolve() / "decay_search.db"
+    with contextlib.closing(sqlite3.connect(file)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+    return f"sqlite:///{file}"
 
 
 def make_sampler(sampler: str, seed: int, space: SearchSpace):

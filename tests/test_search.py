@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,19 @@ def test_bad_study_arguments_raise_clear_errors(tmp_path):
         search.train_settings([], [0])
     with pytest.raises(ValueError, match=r"settings\[0\] must be a dict with exactly"):
         search.train_settings([{"learning_rate": 0.1}], [0])
+
+
+def test_the_default_storage_is_a_sqlite_file_in_wal_mode(tmp_path):
+    storage = search.default_storage(tmp_path)
+    file = tmp_path / "decay_search.db"
+    assert storage == f"sqlite:///{file.resolve()}"
+    connection = sqlite3.connect(file)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection.close()
+    # Calling it again keeps an existing study.
+    search.create_study(storage, "kept", config=TINY)
+    again = search.default_storage(tmp_path)
+    assert optuna.get_all_study_names(again) == ["kept"]
 
 
 def test_a_study_not_made_by_create_study_is_refused(tmp_path):
@@ -297,3 +311,14 @@ def test_workers_share_one_sqlite_study(tmp_path):
     for t in in_process.study.trials:
         assert by_point[tuple(t.params[p] for p in search.PARAMS)] == t.value
     assert made.study.study_name == "shared"
+
+
+def test_final_accuracy_of_the_weights_is_the_engines_own():
+    settings = [{"learning_rate": 0.1, "step_every": 2, "step_factor": 0.5}] * 2
+    result = search.train_settings(settings, [0, 3, 8], epochs=4)
+    val = search.validation_split()
+    ours = search.final_accuracy(result, val.x_test, val.y_test)
+    assert ours.shape == (2, 3)
+    np.testing.assert_allclose(ours, search.final_scores(result), atol=1e-6)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
+        search.final_accuracy(result, val.x_test[:, :1], val.y_test)
