@@ -125,6 +125,27 @@ def test_tenth_of_minimum_on_a_known_curve():
 # -- the Keras callback against LRFinder ----------------------------------------------
 
 
+def test_same_seed_gives_different_weights_so_the_chapter_copies_them():
+    keras_weights = keras_tools.build_mlp(seed=0).get_weights()
+    model = torch_tools.build_mlp(seed=0)
+    assert not np.allclose(torch_tools.get_weights(model)[0], keras_weights[0])
+    torch_tools.set_weights(model, keras_weights)
+    for copied, original in zip(
+        torch_tools.get_weights(model), keras_weights, strict=True
+    ):
+        np.testing.assert_array_equal(copied, original)
+
+
+def test_quiet_lr_finder_restores_the_progress_bar():
+    from torch_lr_finder import lr_finder as module
+
+    saved = module.tqdm
+    with range_test.quiet_lr_finder():
+        assert module.tqdm is not saved
+        print("hidden")
+    assert module.tqdm is saved
+
+
 def test_keras_callback_matches_lr_finder_on_matched_weights_and_batches():
     num_iter = 160
     history, weights = keras_range_test(5, num_iter, diverge_th=1e9)
