@@ -276,7 +276,7 @@ def early_stopping_epochs(
         for e in range(epochs):
             wait += 1
             current = losses[r, e]
-            if best is None or current - min_delta < best:
+            if best is None or current + min_delta < best:
                 best, best_epoch[r], wait = current, e + 1, 0
                 continue
             if wait >= patience and e > 0:
