@@ -227,3 +227,28 @@ def test_bad_arguments_name_the_allowed_values(tmp_path):
         build.build(NAMES[:1], tmp_path, jobs=0)
     with pytest.raises(ValueError, match="folder must be a directory"):
         grade.grade_folder(tmp_path / "missing", tmp_path / "a.zip")
+
+
+def test_student_checks_and_exports_a_gradable_zip(built, tmp_path):
+    """The student's side: every cell run in order, grader.check after each question,
+    grader.export at the end; the zip it writes is what grade.py grades (NumPy-only
+    assignment, the solution filled in as a student who got everything right)."""
+    from nbclient import NotebookClient
+
+    name = "gd_stability"
+    notebook = tmp_path / f"{name}.ipynb"
+    notebook.write_bytes((built / name / "autograder" / f"{name}.ipynb").read_bytes())
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(
+        nb, timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    checks = [
+        "".join(str(o.get("data", {}).get("text/plain", "")) for o in c.outputs)
+        for c in nb.cells
+        if c.cell_type == "code" and c.source.startswith("grader.check(")
+    ]
+    assert len(checks) == 4
+    assert all("All test cases passed" in text for text in checks), checks
+    (exported,) = tmp_path.glob(f"{name}_*.zip")
+    results = grade.run_otter(exported, build.autograder_zip(built, name))
+    assert grade.scores(results) == question_points(built, name)
