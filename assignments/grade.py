@@ -97,13 +97,24 @@ def grade_folder(
         )
         row = {"file": file.name, **scores(results)}
         if "error" in results:
-            row["error"] = results["error"].strip().splitlines()[-1]
+            # The last line of otter's traceback: "...OtterRuntimeError: <why>".
+            row["error"] = results["error"].strip().splitlines()[-1].split(": ", 1)[-1]
         rows.append(row)
-    table = pd.DataFrame(rows).set_index("file")
-    questions = [c for c in table.columns if c != "error"]
     possible = _possible(autograder)
-    table["total"] = table[questions].sum(axis=1, min_count=1).fillna(0.0)
-    table["possible"] = sum(possible.values())
+    questions = sorted(possible)
+    table = (
+        pd.DataFrame(rows)
+        .set_index("file")
+        .reindex(
+            columns=[*questions, "error"]
+            if "error" in pd.DataFrame(rows)
+            else questions
+        )
+    )
+    # A submission otter could not grade (another assignment's notebook) scores nothing.
+    table[questions] = table[questions].fillna(0.0)
+    table.insert(len(questions), "total", table[questions].sum(axis=1))
+    table.insert(len(questions) + 1, "possible", sum(possible.values()))
     table.to_csv(out if out is not None else folder / "grades.csv")
     return table
 
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     autograder = args.autograder or build.autograder_zip(args.build_dir, args.name)
     table = grade_folder(args.folder, autograder, jobs=args.jobs, out=args.out)
-    with pd.option_context("display.width", 120):
+    with pd.option_context("display.width", 200, "display.max_columns", None):
         print(table)
     return 0
 

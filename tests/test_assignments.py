@@ -252,3 +252,13 @@ def test_student_checks_and_exports_a_gradable_zip(built, tmp_path):
     (exported,) = tmp_path.glob(f"{name}_*.zip")
     results = grade.run_otter(exported, build.autograder_zip(built, name))
     assert grade.scores(results) == question_points(built, name)
+
+
+def test_another_assignments_notebook_scores_nothing_and_says_why(built, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    solution = built / "gd_stability" / "autograder" / "gd_stability.ipynb"
+    (inbox / "lost.ipynb").write_bytes(solution.read_bytes())
+    table = grade.grade_folder(inbox, build.autograder_zip(built, "momentum_forms"))
+    assert table.loc["lost.ipynb", "total"] == 0
+    assert "gd_stability" in table.loc["lost.ipynb", "error"]
