@@ -7,18 +7,52 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from cycler import cycler
 
 from lrtools.history import diverged_epoch
 
-CLASS_COLORS = ("tab:blue", "tab:orange", "tab:green")
-TRAIN_COLOR, TEST_COLOR = "tab:blue", "tab:orange"
+#: Okabe and Ito's palette, safe for the common colour-vision deficiencies; "blue" and
+#: "orange" come first, so captions that name C0 and C1 stay true.
+PALETTE = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "black": "#000000",
+    "yellow": "#F0E442",
+}
+#: Several of those colours have the same grey: in grey-scale print, lines drawn in
+#: turn on one axes stay apart by their dashes. One style per colour.
+LINESTYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)), (0, (3, 1)), (0, (1, 3)))
+LINESTYLES += ((0, (10, 3)),)
+CLASS_COLORS = (PALETTE["blue"], PALETTE["orange"], PALETTE["green"])
+CLASS_MARKERS = ("o", "s", "^")
+TRAIN_COLOR, TEST_COLOR = PALETTE["blue"], PALETTE["orange"]
 # Blue and orange stay apart for colour-blind readers; the line styles keep training and
 # test apart in grey-scale print too (the best-classifier reference is dashed).
 TRAIN_STYLE, TEST_STYLE = "-.", "-"
 
 
+def book_style() -> dict:
+    """The book's Matplotlib settings: each new line on an axes takes the next colour of
+    :data:`PALETTE` *and* the next of :data:`LINESTYLES` (``"C0"``... ``"C7"`` name
+    the palette's colours)."""
+    return {
+        "axes.prop_cycle": cycler(color=list(PALETTE.values()))
+        + cycler(linestyle=list(LINESTYLES))
+    }
+
+
+def use_book_style() -> None:
+    """Draw every later figure with :func:`book_style` (each chapter calls it first)."""
+    plt.rcParams.update(book_style())
+
+
 def plot_blobs(ax, x: np.ndarray, y: np.ndarray, *, title: str | None = None):
-    """Scatter the two features of ``x``, one colour per class label in ``y``."""
+    """Scatter the two features of ``x``, one colour and marker per class label in
+    ``y`` (the markers tell the classes apart in grey-scale)."""
     for label in np.unique(y):
         points = x[y == label]
         ax.scatter(
@@ -27,6 +61,7 @@ def plot_blobs(ax, x: np.ndarray, y: np.ndarray, *, title: str | None = None):
             s=10,
             alpha=0.7,
             color=CLASS_COLORS[int(label) % len(CLASS_COLORS)],
+            marker=CLASS_MARKERS[int(label) % len(CLASS_MARKERS)],
             label=f"class {label}",
         )
     ax.set_xlabel("feature 1")
@@ -141,9 +176,13 @@ def plot_learning_curves(
             transform=ax.transAxes,
             ha="center",
             va="center",
-            color="tab:red",
+            color=PALETTE["vermillion"],
             fontsize=9,
-            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "tab:red"},
+            bbox={
+                "facecolor": "white",
+                "alpha": 0.8,
+                "edgecolor": PALETTE["vermillion"],
+            },
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
@@ -228,7 +267,8 @@ def plot_setting_bands(
     ``column`` by epoch with a quantile band (the middle 95 % of seeds by default).
 
     Settings keep the frame's order; ``colors`` gives one colour per setting (default:
-    an ordered colormap, for settings that form a scale). ``label_format`` may use
+    an ordered colormap, for settings that form a scale), and each takes the next of
+    :data:`LINESTYLES`, so they stay apart in grey-scale. ``label_format`` may use
     ``{name}`` and ``{value}``.
     """
     for name in (by, column):
@@ -243,7 +283,7 @@ def plot_setting_bands(
         raise ValueError(
             f"colors must hold at least {len(values)} colours, got {len(colors)}"
         )
-    for value, color in zip(values, colors, strict=False):
+    for i, (value, color) in enumerate(zip(values, colors, strict=False)):
         plot_seed_band(
             ax,
             frame[frame[by] == value],
@@ -251,6 +291,7 @@ def plot_setting_bands(
             label=label_format.format(name=by, value=value),
             color=color,
             band=band,
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or column)

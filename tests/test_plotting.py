@@ -125,3 +125,36 @@ def test_setting_bands_reject_bad_arguments(frame, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plotting.plot_setting_bands(ax, frame, **kwargs)
     plt.close("all")
+
+
+def test_the_book_style_gives_each_line_its_own_colour_and_dashes():
+    with plt.rc_context(plotting.book_style()):
+        _, ax = plt.subplots()
+        lines = [ax.plot([0, 1], [i, i])[0] for i in range(len(plotting.LINESTYLES))]
+        styles = {_dashes(line) for line in lines}
+        colours = {line.get_color() for line in lines}
+    assert len(styles) == len(colours) == len(lines)
+    assert lines[0].get_color() == plotting.PALETTE["blue"]
+    assert lines[1].get_color() == plotting.PALETTE["orange"]
+    plt.close("all")
+
+
+def _dashes(line):
+    # the dash pattern itself: get_linestyle() calls every custom pattern "--"
+    return line.get_linestyle(), tuple(line._dash_pattern[1] or ())
+
+
+def test_plot_blobs_tells_the_classes_apart_by_marker_as_well_as_colour():
+    split = data.make_blobs_split()
+    _, ax = plt.subplots()
+    plotting.plot_blobs(ax, split.x_train, split.y_train)
+    paths = [c.get_paths()[0].vertices.round(6).tobytes() for c in ax.collections]
+    assert len(set(paths)) == 3
+    plt.close("all")
+
+
+def test_setting_bands_differ_in_dashes(frame):
+    _, ax = plt.subplots()
+    plotting.plot_setting_bands(ax, frame, by="lr")
+    assert len({_dashes(line) for line in ax.lines}) == 3
+    plt.close("all")
