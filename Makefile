@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Progress bars are for people at a keyboard; the site and nbval get none (timings differ per run).
 QUIET := TQDM_DISABLE=1 PYTHONHASHSEED=0
 
-.PHONY: book test unit lab lint format bench clean clean-cache
+.PHONY: book test unit lab assignments grade lint format bench clean clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ $(LAB_SETTINGS): $(STAMP)
 lab: $(STAMP) $(LAB_SETTINGS)
 	$(BIN)/jupyter lab chapters
 
+## assignments: the course kit: student notebooks, solutions and autograder zips in _build/assignments
+assignments: $(STAMP)
+	$(QUIET) $(BIN)/python assignments/build.py
+
+## grade: one table of scores for a folder of submissions, e.g. make grade A=plateau_moons DIR=inbox/
+grade: $(STAMP)
+	$(BIN)/python assignments/grade.py $(A) $(DIR)
+
 # The study ran Keras 2: tests/test_study_defaults.py reads its optimizers' source from
 # the wheels (read as text, never installed).
 KERAS2 := $(VENV)/keras2-wheels
@@ -62,7 +70,7 @@ test: book lint $(KERAS2)/.downloaded
 unit: $(STAMP) $(KERAS2)/.downloaded
 	KERAS2_WHEELS=$(KERAS2) $(BIN)/python -m pytest tests --ignore=tests/site
 
-LINTED := lrtools tests benchmarks conftest.py _ext
+LINTED := lrtools tests benchmarks conftest.py _ext assignments
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
