@@ -25,8 +25,16 @@ PALETTE = {
 }
 #: Several of those colours have the same grey: in grey-scale print, lines drawn in
 #: turn on one axes stay apart by their dashes. One style per colour.
-LINESTYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)), (0, (3, 1)), (0, (1, 3)))
-LINESTYLES += ((0, (10, 3)),)
+LINESTYLES = (
+    "-",
+    "--",
+    "-.",
+    ":",
+    (0, (6, 2, 1, 2, 1, 2)),
+    (0, (3, 1)),
+    (0, (1, 3)),
+    (0, (10, 3)),
+)
 CLASS_COLORS = (PALETTE["blue"], PALETTE["orange"], PALETTE["green"])
 CLASS_MARKERS = ("o", "s", "^")
 TRAIN_COLOR, TEST_COLOR = PALETTE["blue"], PALETTE["orange"]
