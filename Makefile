@@ -29,7 +29,7 @@ $(MATHJAX): $(NODE_STAMP)
 	mkdir -p _site_extra
 	cp -r node_modules/mathjax/es5 _site_extra/mathjax
 
-## book: execute every chapter (cached) and render the site into _build/html
+## book: execute every changed chapter and render the site into _build/html
 book: $(STAMP) $(MATHJAX)
 	$(QUIET) $(BIN)/jupyter-book build . --warningiserror --keep-going
 
@@ -86,6 +86,6 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/book.py
 
-## clean: remove the site and the execution cache (next `make book` re-runs every chapter)
+## clean: remove the site and the executed notebooks (next `make book` re-runs every chapter)
 clean:
 	rm -rf _build

@@ -2,22 +2,25 @@
 
 The page's download menu (sphinx-book-theme) offers a notebook when the page context
 names one in ``ipynb_source``; nothing in jupyter-book 1 sets it, so this extension
-does. The file is the notebook myst-nb wrote to ``_build/jupyter_execute``, with the
-outputs of its execution taken from the execution cache (myst-nb 1.4 writes a notebook
-it took from the cache without them), its code cells and outputs untouched (so
-``make test`` runs nbval on these very files), and its Markdown made readable outside
-the site:
+does. The file is the notebook myst-nb executed (``_build/jupyter_execute``; with the
+outputs from the execution cache if a build used one: myst-nb 1.4 writes a notebook it
+took from the cache without them), its code cells and outputs untouched (so
+``make test`` runs nbval on these very files), and its Markdown made readable in any
+notebook front end, not only JupyterLab with jupyterlab-myst:
 
-- ``{glue:text}`name:fmt``` roles become the numbers they show on the site, formatted
-  by myst-nb's own function;
-- ``{glue:md}`` directives become the Markdown they paste;
-- ``{glue:figure}`` directives become the figure itself (a cell attachment, which every
-  notebook front end displays), its alt text and its caption;
+- ``{eval}`G.name``` and ``{eval}`f"{G.name:fmt}"``` roles (``lrtools.prose``) become
+  the numbers the site shows, from the build's glue record, formatted by myst-nb's own
+  function;
+- ``{figure}`` directives of a figure the chapter saved (``_figures/<name>.png``)
+  become the figure itself (a cell attachment), its alt text and its caption;
+- links to other chapters (``[title](blobs.md)``) point to their downloaded
+  notebooks (``blobs.ipynb``), for a student who keeps the chapters in one folder;
 - a first cell says where the notebook comes from and how to get ``lrtools``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -28,22 +31,20 @@ from myst_nb.core.variables import format_plain_text
 
 OUTPUT_FOLDER = "jupyter_execute"  # myst-nb's, beside the html folder
 
-GLUE_TEXT = re.compile(r"\{glue:text\}`(?P<key>[^`:]+)(?::(?P<fmt>[^`]*))?`")
-# A {glue:figure} directive in a backtick fence: name, options (":key: value" lines),
-# a blank line, then the caption up to the closing fence.
-GLUE_FIGURE = re.compile(
-    r"^(?P<fence>`{3,})\{glue:figure\}[ \t]+(?P<key>\S+)[ \t]*\n"
+# The two forms of eval role lrtools.prose allows (the book's nb_eval_name_regex)
+EVAL = re.compile(
+    r'\{eval\}`(?:G\.(?P<key>\w+)|f"\{G\.(?P<fkey>\w+):(?P<fmt>[^"{}`]+)\}")`'
+)
+# A {figure} directive of a saved figure: path, options (":key: value" lines), a blank
+# line, then the caption up to the closing fence.
+FIGURE = re.compile(
+    r"^(?P<fence>`{3,})\{figure\}[ \t]+(?P<path>_figures/(?P<key>\w+)\.png)[ \t]*\n"
     r"(?P<options>(?:[ \t]*:[\w-]+:[^\n]*\n)*)"
     r"(?P<caption>.*?)\n(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
-# A {glue:md} directive: Markdown a cell computed (the migration chapter's snippets).
-GLUE_MARKDOWN = re.compile(
-    r"^(?P<fence>`{3,})\{glue:md\}[ \t]+(?P<key>\S+)[ \t]*\n"
-    r"(?:[ \t]*:[\w-]+:[^\n]*\n)*"
-    r"(?P=fence)[ \t]*$",
-    re.MULTILINE,
-)
+# A Markdown link to another chapter's source: [title](blobs.md) or (blobs.md#label)
+CHAPTER_LINK = re.compile(r"\]\((?P<page>[\w-]+)\.md(?P<anchor>#[\w-]+)?\)")
 OPTION = re.compile(r"^[ \t]*:(?P<key>[\w-]+):[ \t]*(?P<value>.*)$", re.MULTILINE)
 
 PREFACE = """\
@@ -64,13 +65,13 @@ def _glued_text(glued: dict, key: str, fmt: str | None) -> str:
     return format_plain_text(plain, fmt or "")
 
 
-def _replace_figures(source: str, glued: dict, attachments: dict) -> str:
+def _replace_figures(source: str, folder: Path, attachments: dict) -> str:
     def figure(match: re.Match) -> str:
         key = match["key"]
         try:
-            png = glued[key]["data"]["image/png"]
-        except KeyError as missing:
-            raise KeyError(f"no glued image/png figure named {key!r}") from missing
+            png = base64.b64encode((folder / match["path"]).read_bytes()).decode()
+        except FileNotFoundError as missing:
+            raise KeyError(f"no saved figure {match['path']!r}") from missing
         options = {
             m["key"]: m["value"].strip() for m in OPTION.finditer(match["options"])
         }
@@ -79,39 +80,31 @@ def _replace_figures(source: str, glued: dict, attachments: dict) -> str:
         caption = " ".join(match["caption"].split())
         return f"![{alt}](attachment:{key}.png)\n\n*Figure.* {caption}"
 
-    return GLUE_FIGURE.sub(figure, source)
-
-
-def _replace_markdown(source: str, glued: dict) -> str:
-    def markdown(match: re.Match) -> str:
-        try:
-            return glued[match["key"]]["data"]["text/markdown"]
-        except KeyError as missing:
-            raise KeyError(
-                f"no glued text/markdown named {match['key']!r}"
-            ) from missing
-
-    return GLUE_MARKDOWN.sub(markdown, source)
+    return FIGURE.sub(figure, source)
 
 
 def _replace_text(source: str, glued: dict) -> str:
-    return GLUE_TEXT.sub(lambda m: _glued_text(glued, m["key"], m["fmt"]), source)
+    return EVAL.sub(
+        lambda m: _glued_text(glued, m["key"] or m["fkey"], m["fmt"]), source
+    )
 
 
-def downloadable_notebook(notebook: dict, glued: dict) -> dict:
-    """The executed ``notebook``, its glue roles and figures resolved from ``glued``.
+def downloadable_notebook(notebook: dict, glued: dict, folder: Path) -> dict:
+    """The executed ``notebook``, its numbers and figures filled in.
 
-    ``glued`` maps each glue name to its output (myst-nb's ``<page>.glue.json``).
-    Code cells are returned unchanged; a glue name that ``glued`` lacks is a KeyError
-    (the site build would have failed on it too).
+    ``glued`` maps each glue name to its output (myst-nb's ``<page>.glue.json``);
+    ``folder`` is the chapter's own, where its ``_figures`` are. Code cells are
+    returned unchanged; a name that ``glued`` lacks, or a missing figure, is a
+    KeyError (the site build would have failed on it too).
     """
     cells = []
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
             source = "".join(cell["source"])
             attachments = dict(cell.get("attachments", {}))
-            source = _replace_figures(source, glued, attachments)
-            source = _replace_text(_replace_markdown(source, glued), glued)
+            source = _replace_figures(source, folder, attachments)
+            source = _replace_text(source, glued)
+            source = CHAPTER_LINK.sub(r"](\g<page>.ipynb\g<anchor>)", source)
             cell = {**cell, "source": source}
             if attachments:
                 cell["attachments"] = attachments
@@ -128,7 +121,9 @@ def downloadable_notebook(notebook: dict, glued: dict) -> dict:
 
 
 def _with_cached_outputs(app, notebook):
-    """``notebook`` with the outputs of its execution, from myst-nb's cache."""
+    """``notebook`` with the outputs of its execution, from myst-nb's cache if used."""
+    if app.env.mystnb_config.execution_mode != "cache":  # the book's: inline
+        return notebook
     cache = get_cache(app.env.mystnb_config.execution_cache_path)
     try:
         _, merged = cache.merge_match_into_notebook(notebook)
@@ -144,7 +139,8 @@ def _write_download(app, pagename, templatename, context, doctree) -> None:
     glue_file = executed.with_suffix(".glue.json")
     glued = json.loads(glue_file.read_text()) if glue_file.is_file() else {}
     run = _with_cached_outputs(app, nbformat.read(executed, as_version=4))
-    notebook = downloadable_notebook(json.loads(nbformat.writes(run)), glued)
+    folder = (Path(app.srcdir) / pagename).parent
+    notebook = downloadable_notebook(json.loads(nbformat.writes(run)), glued, folder)
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")

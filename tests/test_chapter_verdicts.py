@@ -5,10 +5,17 @@ assert, and the simplest way to hold to it is that every glued number in the pro
 glued by a code cell that also asserts. This module checks that rule statically over
 ``chapters/*.md`` (MyST Markdown notebooks), without executing anything:
 
-- every name the prose references with a glue *role* (``{glue:text}`name:.3f```,
-  ``{glue:}`name```, ``{glue:md}`...```) is glued (``glue("name", ...)``) by at least
-  one code cell, and every cell that glues it contains a real ``assert`` (not one
-  whose condition is a constant);
+- every name the prose reads with MyST's eval role (``{eval}`f"{G.name:.3f}"```, see
+  ``lrtools.prose``) or with a glue role (``{glue:md}`...```) is glued
+  (``glue("name", ...)``) by at least one code cell, and every cell that glues it
+  contains a real ``assert`` (not one whose condition is a constant);
+- the first cell that glues a name comes before the prose that reads it: the site
+  and JupyterLab evaluate the text in order, as far as the cells have run;
+- an eval role reads glued numbers (``G.name``) only, so the rule above covers it;
+- no code cell is tagged ``remove-cell``: myst-nb's inline execution runs such a cell
+  only when a later cell it renders needs the kernel, so a number it glues is not there
+  yet for the text right after it (``remove-input`` and ``remove-output`` hide a cell
+  from the site just as well, and it runs in its turn);
 - every prose sentence quoting two or more glued numbers (a comparison, usually) is
   reported with its sentence when one of its numbers breaks the rule above;
 - a glue name the check cannot resolve (neither a string nor an f-string with some
@@ -31,8 +38,9 @@ import pytest
 CHAPTERS = sorted((Path(__file__).parent.parent / "chapters").glob("*.md"))
 
 FENCE = re.compile(r"^(?P<ticks>`{3,}|~{3,})\s*(?P<info>.*)$")
-# A glue role in prose: {glue}`name`, {glue:text}`name:.3f`, {glue:md}`name`, ...
-ROLE = re.compile(r"\{glue(?::(?P<kind>[a-z]*))?\}`(?P<body>[^`]+)`")
+# A role in prose that shows a computed value: {eval}`f"{G.name:.3f}"`, {glue:md}`name`
+ROLE = re.compile(r"\{(?P<role>eval|glue(?::[a-z]*)?)\}`(?P<body>[^`]+)`")
+GLUED = re.compile(r"\bG\.(?P<name>[A-Za-z_]\w*)")
 # Sentence ends: a full stop, "!" or "?" followed by white space and a capital, a
 # bullet or a bold opening (glue roles are replaced by placeholders first).
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z*(\-$])|\n\s*\n|\n\s*[-*] ")
@@ -44,6 +52,8 @@ class Cell:
 
     source: str
     line: int
+    prose_line: int = 0  # the line of the chapter's prose (cells removed) it sits at
+    options: str = ""  # its option lines (":tags: ..." or a YAML block)
 
 
 @dataclass
@@ -78,7 +88,14 @@ def parse_chapter(text: str) -> Chapter:
                 j += 1
             if j == len(lines):
                 raise ValueError(f"code cell opened on line {i + 1} is never closed")
-            chapter.cells.append(Cell(_strip_options(lines[start:j]), start + 1))
+            chapter.cells.append(
+                Cell(
+                    _strip_options(lines[start:j]),
+                    start + 1,
+                    len(prose),
+                    _options(lines[start:j]),
+                )
+            )
             prose.append("")  # a cell ends a paragraph
             i = j + 1
             continue
@@ -86,6 +103,19 @@ def parse_chapter(text: str) -> Chapter:
         i += 1
     chapter.prose = "\n".join(prose)
     return chapter
+
+
+def _options(body: list[str]) -> str:
+    """A cell's option lines: a ``---`` YAML block at its top, or ``:key:`` lines."""
+    if body and body[0].strip() == "---":
+        end = next(
+            (k for k in range(1, len(body)) if body[k].strip() == "---"), len(body)
+        )
+        return "\n".join(body[1:end])
+    k = 0
+    while k < len(body) and body[k].lstrip().startswith(":"):
+        k += 1
+    return "\n".join(body[:k])
 
 
 def _strip_options(body: list[str]) -> str:
@@ -214,8 +244,22 @@ def has_real_assert(source: str) -> bool:
 
 
 def prose_references(prose: str) -> list[str]:
-    """Names referenced by glue roles (the part before a format spec)."""
-    return [m["body"].split(":")[0].strip() for m in ROLE.finditer(prose)]
+    """Names the roles read: each ``G.name`` of an eval role, a glue role's name."""
+    return [name for _, name in _located_references(prose)]
+
+
+def _located_references(prose: str) -> list[tuple[int, str]]:
+    """(line in ``prose``, name) for each name a role reads; "" for an eval role
+    that reads no glued number."""
+    found = []
+    for m in ROLE.finditer(prose):
+        line = prose.count("\n", 0, m.start())
+        if m["role"] == "eval":
+            names = [g["name"] for g in GLUED.finditer(m["body"])] or [""]
+        else:
+            names = [m["body"].split(":")[0].strip()]
+        found.extend((line, name) for name in names)
+    return found
 
 
 def sentences(prose: str) -> list[str]:
@@ -266,10 +310,29 @@ def violations(text: str) -> list[str]:
             )
         return None
 
-    for name in dict.fromkeys(prose_references(chapter.prose)):
+    for cell in chapter.cells:
+        if re.search(r"^\s*:?tags:.*\bremove-cell\b", cell.options, re.M):
+            problems.append(
+                f"cell at line {cell.line} is tagged remove-cell; tag it remove-input "
+                "and remove-output (a removed cell runs late when executed inline)"
+            )
+    located = _located_references(chapter.prose)
+    if any(name == "" for _, name in located):
+        problems.append(
+            "an eval role reads no glued number (G.name): glue what the text shows"
+        )
+    for name in dict.fromkeys(name for _, name in located if name):
         message = breach(name)
         if message:
             problems.append(message)
+            continue
+        first_glue = min(c.prose_line for c, g, _ in glues_by_cell if g.covers(name))
+        first_read = min(line for line, n in located if n == name)
+        if first_read < first_glue:
+            problems.append(
+                f"{name!r} is read by the prose at line {first_read + 1} of the text "
+                "before the cell that glues it has run"
+            )
     for sentence in sentences(chapter.prose):
         names = prose_references(sentence)
         if len(names) >= 2:
@@ -320,7 +383,7 @@ def code(source: str, options: str = "") -> str:
 def test_a_quoted_number_glued_without_assert_is_caught():
     text = chapter(
         code('glue("gap", 0.02, display=False)'),
-        "The gap is {glue:text}`gap:.3f`.",
+        'The gap is {eval}`f"{G.gap:.3f}"`.',
     )
     (problem,) = violations(text)
     assert "'gap'" in problem and "asserts nothing" in problem
@@ -329,15 +392,18 @@ def test_a_quoted_number_glued_without_assert_is_caught():
 def test_a_quoted_number_glued_with_assert_passes():
     text = chapter(
         code('gap = 0.02\nassert gap < 0.05\nglue("gap", gap, display=False)'),
-        "The gap is {glue:text}`gap:.3f`.",
+        'The gap is {eval}`f"{G.gap:.3f}"`.',
     )
     assert violations(text) == []
 
 
 def test_an_assert_that_cannot_fail_does_not_count():
     text = chapter(
-        code('assert True\nglue("gap", 0.02, display=False)', ":tags: [remove-cell]\n"),
-        "The gap is {glue:}`gap`.",
+        code(
+            'assert True\nglue("gap", 0.02, display=False)',
+            ":tags: [remove-input, remove-output]\n",
+        ),
+        "The gap is {eval}`G.gap`.",
     )
     assert len(violations(text)) == 1
 
@@ -345,7 +411,7 @@ def test_an_assert_that_cannot_fail_does_not_count():
 def test_a_comparison_sentence_is_reported_with_its_numbers():
     text = chapter(
         code('glue("a", 0.034, display=False)\nglue("b", 0.022, display=False)'),
-        "The calmest run swings {glue:text}`a:.3f`, less than {glue:text}`b:.3f`.",
+        'The calmest run swings {eval}`f"{G.a:.3f}"`, less than {eval}`f"{G.b:.3f}"`.',
     )
     problems = violations(text)
     assert any("a sentence compares" in p and "calmest" in p for p in problems)
@@ -356,7 +422,7 @@ def test_one_lazy_cell_among_several_is_caught():
     text = chapter(
         code('assert 1 < 2 * x\nglue("x", x, display=False)'),
         code('glue("x", 2 * x, display=False)'),
-        "x is {glue:text}`x`.",
+        "x is {eval}`G.x`.",
     )
     assert len(violations(text)) == 1
 
@@ -367,7 +433,7 @@ def test_f_string_names_are_matched_and_unresolvable_ones_fail():
             'for lr, name in [(0.1, "01")]:\n'
             '    assert lr > 0\n    glue(f"m_sd_{name}", lr, display=False)'
         ),
-        "It is {glue:text}`m_sd_01:.3f`.",
+        'It is {eval}`f"{G.m_sd_01:.3f}"`.',
     )
     assert violations(ok) == []
     bad = chapter(code('n = "x"\nassert n\nglue(n, 1, display=False)'))
@@ -387,22 +453,53 @@ def test_loop_variables_over_literal_lists_are_resolved():
 
 
 def test_a_quoted_name_nobody_glues_is_caught():
-    text = chapter(code("assert 1 + 1 == 2"), "See {glue:text}`ghost:.2f`.")
+    text = chapter(code("assert 1 + 1 == 2"), 'See {eval}`f"{G.ghost:.2f}"`.')
     assert violations(text) == [
         "'ghost' is quoted in the prose but glued by no code cell"
     ]
 
 
-def test_figures_need_no_assert_and_fences_in_prose_are_prose():
+def test_fences_in_prose_are_prose():
     text = chapter(
-        code('glue("fig", figure, display=False)'),
-        "```{glue:figure} fig\n:name: fig-x\n\nA caption.\n```\n",
-        "````{solution} ex\nAbout {glue:text}`late:.2f`.\n````",
         code('assert late > 0\nglue("late", late, display=False)'),
+        "```{figure} _figures/fig.png\n:name: fig-x\n\nA caption.\n```\n",
+        '````{solution} ex\nAbout {eval}`f"{G.late:.2f}"`.\n````',
     )
     assert violations(text) == []
 
 
+def test_a_number_read_before_its_cell_has_run_is_caught():
+    text = chapter(
+        "In short: {eval}`G.gap`.",
+        code('gap = 0.02\nassert gap < 0.05\nglue("gap", gap, display=False)'),
+    )
+    (problem,) = violations(text)
+    assert "'gap'" in problem and "before the cell that glues it" in problem
+
+
+def test_an_eval_role_must_read_glued_numbers():
+    text = chapter(code("gap = 0.02\nassert gap < 0.05"), "The gap is {eval}`gap`.")
+    (problem,) = violations(text)
+    assert "reads no glued number" in problem
+
+
+def test_glue_md_roles_still_count():
+    text = chapter(
+        code('glue("snippet", "x = 1", display=False)'), "{glue:md}`snippet`"
+    )
+    (problem,) = violations(text)
+    assert "'snippet'" in problem and "asserts nothing" in problem
+
+
 def test_sentences_keep_roles_whole():
-    parts = sentences("One {glue:text}`a:.3f` is. Two {glue:}`b` and {glue:}`c`.")
-    assert parts == ["One {glue:text}`a:.3f` is.", "Two {glue:}`b` and {glue:}`c`."]
+    parts = sentences('One {eval}`f"{G.a:.3f}"` is. Two {eval}`G.b` and {eval}`G.c`.')
+    assert parts == ['One {eval}`f"{G.a:.3f}"` is.', "Two {eval}`G.b` and {eval}`G.c`."]
+
+
+@pytest.mark.parametrize(
+    "options", [":tags: [remove-cell]\n", "---\ntags: [remove-cell]\n---\n"]
+)
+def test_a_removed_cell_is_caught(options):
+    text = chapter(code('gap = 0.02\nassert gap < 0.05\nglue("gap", gap)', options))
+    (problem,) = violations(text)
+    assert "remove-cell" in problem

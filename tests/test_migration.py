@@ -152,7 +152,7 @@ PROMISED = [
     'model.save("model.h5")',
     'model.save("model.keras")',
     "momentum-frameworks",
-    "ch-robustness",
+    "(robustness.md)",  # the link to the chapter on intervals over seeds
 ]
 
 
