@@ -2,9 +2,8 @@
 
 The page's download menu (sphinx-book-theme) offers a notebook when the page context
 names one in ``ipynb_source``; nothing in jupyter-book 1 sets it, so this extension
-does. The file is the notebook myst-nb executed (``_build/jupyter_execute``; with the
-outputs from the execution cache if a build used one: myst-nb 1.4 writes a notebook it
-took from the cache without them), its code cells and outputs untouched (so
+does. The file is the notebook myst-nb executed inline and wrote, outputs included, to
+``_build/jupyter_execute``, its code cells and outputs untouched (so
 ``make test`` runs nbval on these very files), and its Markdown made readable in any
 notebook front end, not only JupyterLab with jupyterlab-myst:
 
@@ -26,7 +25,6 @@ import re
 from pathlib import Path
 
 import nbformat
-from jupyter_cache import get_cache
 from myst_nb.core.variables import format_plain_text
 
 OUTPUT_FOLDER = "jupyter_execute"  # myst-nb's, beside the html folder
@@ -120,25 +118,13 @@ def downloadable_notebook(notebook: dict, glued: dict, folder: Path) -> dict:
     return {**notebook, "cells": [*cells[:at], preface, *cells[at:]]}
 
 
-def _with_cached_outputs(app, notebook):
-    """``notebook`` with the outputs of its execution, from myst-nb's cache if used."""
-    if app.env.mystnb_config.execution_mode != "cache":  # the book's: inline
-        return notebook
-    cache = get_cache(app.env.mystnb_config.execution_cache_path)
-    try:
-        _, merged = cache.merge_match_into_notebook(notebook)
-    except KeyError:  # executed without the cache (execution mode "force", say)
-        return notebook
-    return merged
-
-
 def _write_download(app, pagename, templatename, context, doctree) -> None:
     executed = Path(app.outdir).parent / OUTPUT_FOLDER / f"{pagename}.ipynb"
     if not executed.is_file():  # a page that is not a notebook
         return
     glue_file = executed.with_suffix(".glue.json")
     glued = json.loads(glue_file.read_text()) if glue_file.is_file() else {}
-    run = _with_cached_outputs(app, nbformat.read(executed, as_version=4))
+    run = nbformat.read(executed, as_version=4)
     folder = (Path(app.srcdir) / pagename).parent
     notebook = downloadable_notebook(json.loads(nbformat.writes(run)), glued, folder)
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
